@@ -1,0 +1,21 @@
+//! The in-repo WHIP publisher: used by the integration tests and the load tool.
+//!
+//! [`publish`] sends a [`MediaSource`] (H.264 Annex B + Ogg Opus, loaded once and shared) to a
+//! WHIP endpoint over webrtc-rs; [`generate_fixture`] makes browser-like test media with ffmpeg.
+
+pub mod annexb;
+mod error;
+mod fixture;
+pub mod ogg_opus;
+mod pacer;
+mod peer;
+mod source;
+mod whip;
+
+pub use annexb::AccessUnit;
+pub use error::ClientError;
+pub use fixture::{generate_fixture, Fixture, FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_WIDTH};
+pub use ogg_opus::OpusPacket;
+pub use pacer::SendStats;
+pub use source::{sample_duration, MediaSource, AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
+pub use whip::{publish, PublishOptions, PublishSession};

@@ -1,0 +1,201 @@
+//! The publisher's peer connection: send-only H.264 + Opus tracks on webrtc-rs, host
+//! candidates on the given local addresses only (no STUN/TURN, no mDNS).
+
+use std::sync::Arc;
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{PayloadType, RTCRtpTransceiverDirection, RTCRtpTransceiverInit, SSRC};
+use tokio::sync::watch;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::Track;
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCBundlePolicy, RTCConfigurationBuilder, RTCIceGatheringState,
+    RTCPeerConnectionState, Registry, SettingEngineBuilder,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::error::ClientError;
+use super::source::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
+
+/// Payload types we offer; the answer echoes them (RFC 8829 §5.3.1), so they are what we send.
+const H264_PAYLOAD_TYPE: u8 = 102;
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// Peer connection events, turned into watchable state.
+pub(super) struct Events {
+    pub(super) gathered: watch::Sender<bool>,
+    pub(super) state: watch::Sender<RTCPeerConnectionState>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.send_replace(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!(%state, "whip client: peer connection state");
+        self.state.send_replace(state);
+    }
+}
+
+/// One local track and the sender carrying it.
+pub(super) struct Outgoing {
+    pub(super) track: Arc<TrackLocalStaticSample>,
+    pub(super) sender: Arc<dyn RtpSender>,
+}
+
+pub(super) async fn build_peer_connection(
+    udp_addrs: &[String],
+    events: Events,
+) -> Result<Arc<dyn PeerConnection>, ClientError> {
+    let mut media_engine = MediaEngine::default();
+    // Only what a WHIP ingest of castgate takes: H.264 packetization-mode 1 (non-interleaved,
+    // FU-A/STAP-A, RFC 6184 §6.3) at constrained baseline, and Opus.
+    let video_feedback = ["nack", "nack pli", "ccm fir"]
+        .iter()
+        .map(|fb| {
+            let (typ, parameter) = fb.split_once(' ').unwrap_or((fb, ""));
+            RTCPFeedback {
+                typ: typ.to_string(),
+                parameter: parameter.to_string(),
+            }
+        })
+        .collect::<Vec<_>>();
+    media_engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                rtcp_feedback: video_feedback,
+                ..h264_codec()
+            },
+            payload_type: H264_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Video,
+    )?;
+    media_engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: opus_codec(),
+            payload_type: OPUS_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+
+    // No ICE servers: host candidates only, never a public STUN server.
+    let config = RTCConfigurationBuilder::new()
+        .with_bundle_policy(RTCBundlePolicy::MaxBundle)
+        .build();
+    // mDNS off: candidates carry plain IPs, and no multicast socket is needed.
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .build();
+
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_media_engine(media_engine)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(events))
+        .with_udp_addrs(udp_addrs.to_vec())
+        .build()
+        .await?;
+    Ok(Arc::new(pc))
+}
+
+pub(super) fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_string(),
+        clock_rate: VIDEO_CLOCK_RATE,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+            .to_string(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub(super) fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_string(),
+        clock_rate: AUDIO_CLOCK_RATE,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_string(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub(super) async fn add_sendonly_track(
+    pc: &Arc<dyn PeerConnection>,
+    kind: RtpCodecKind,
+    codec: RTCRtpCodec,
+) -> Result<Outgoing, ClientError> {
+    let stream_id = "castgate-publisher".to_string();
+    let track = MediaStreamTrack::new(
+        stream_id.clone(),
+        format!("castgate-{kind}"),
+        format!("castgate-{kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(rand::random::<u32>()),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    );
+    let track = Arc::new(TrackLocalStaticSample::new(
+        std::time::Instant::now(),
+        track,
+    )?);
+    let transceiver = pc
+        .add_transceiver_from_track(
+            Arc::clone(&track) as Arc<dyn TrackLocal>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![stream_id],
+                send_encodings: vec![],
+            }),
+        )
+        .await?;
+    let sender = transceiver
+        .sender()
+        .await?
+        .ok_or_else(|| ClientError::ConnectionLost("transceiver has no sender".into()))?;
+    Ok(Outgoing { track, sender })
+}
+
+pub(super) async fn payload_type_and_ssrc(
+    out: &Outgoing,
+) -> Result<(PayloadType, SSRC), ClientError> {
+    let params = out.sender.get_parameters().await?;
+    let pt = params
+        .rtp_parameters
+        .codecs
+        .first()
+        .map(|c| c.payload_type)
+        .ok_or_else(|| ClientError::ConnectionLost("sender has no negotiated codec".into()))?;
+    let ssrc = *out
+        .track
+        .ssrcs()
+        .await
+        .first()
+        .ok_or_else(|| ClientError::ConnectionLost("track has no SSRC".into()))?;
+    Ok((pt, ssrc))
+}
+
+pub(super) fn failed(state: RTCPeerConnectionState) -> bool {
+    matches!(
+        state,
+        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+    )
+}

@@ -1,0 +1,348 @@
+//! WHIP publishing (RFC 9725): build a send-only peer connection, POST the offer, apply the
+//! answer, pace the media out in real time, and DELETE the session resource when done.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::{StatusCode, Url};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
+
+use super::error::ClientError;
+use super::pacer::{send_media, Counters, SendStats};
+use super::peer::{
+    add_sendonly_track, build_peer_connection, failed, h264_codec, opus_codec, Events, Outgoing,
+};
+use super::source::MediaSource;
+
+/// How a publisher behaves. `Default` binds ICE to loopback only: a caller that wants to reach
+/// another host must say which local address to use.
+#[derive(Clone, Debug)]
+pub struct PublishOptions {
+    /// Start again from the first frame when the source ends (until `stop`).
+    pub looping: bool,
+    /// Local UDP addresses to gather host candidates on (`ip:port`, port 0 = ephemeral).
+    /// No STUN or TURN server is ever used by this client.
+    pub udp_addrs: Vec<String>,
+    /// HTTP client for the WHIP requests; `None` builds a plain one.
+    pub http: Option<reqwest::Client>,
+    /// Limit for each WHIP HTTP request.
+    pub request_timeout: Duration,
+    /// Limit for ICE candidate gathering before the offer is sent.
+    pub gather_timeout: Duration,
+    /// Limit for ICE + DTLS to connect after the answer is applied.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        PublishOptions {
+            looping: false,
+            udp_addrs: vec!["127.0.0.1:0".to_string()],
+            http: None,
+            request_timeout: Duration::from_secs(10),
+            gather_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A live WHIP session. Media flows from a background task until the source ends (unless
+/// looping) or [`PublishSession::stop`] is called.
+pub struct PublishSession {
+    pc: Arc<dyn PeerConnection>,
+    http: reqwest::Client,
+    bearer: Option<String>,
+    location: Url,
+    offer_sdp: String,
+    answer_sdp: String,
+    counters: Arc<Counters>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    task: Option<JoinHandle<Result<SendStats, ClientError>>>,
+    result: Option<Result<SendStats, String>>,
+    request_timeout: Duration,
+}
+
+/// Publishes `source` to the WHIP endpoint at `endpoint_url` (RFC 9725 §4.2). Returns once the
+/// server has answered 201 and the answer is applied; media starts as soon as ICE and DTLS are
+/// up. `bearer` is sent as `Authorization: Bearer` on every request (RFC 9725 §4.5).
+pub async fn publish(
+    endpoint_url: &str,
+    bearer: Option<&str>,
+    source: MediaSource,
+    opts: PublishOptions,
+) -> Result<PublishSession, ClientError> {
+    let endpoint = Url::parse(endpoint_url).map_err(|e| ClientError::Endpoint {
+        url: endpoint_url.to_string(),
+        reason: e.to_string(),
+    })?;
+    if !matches!(endpoint.scheme(), "http" | "https") {
+        return Err(ClientError::Endpoint {
+            url: endpoint_url.to_string(),
+            reason: "scheme must be http or https".into(),
+        });
+    }
+    let http = opts.http.clone().unwrap_or_default();
+
+    let (gathered_tx, mut gathered_rx) = watch::channel(false);
+    let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
+    let pc = build_peer_connection(
+        &opts.udp_addrs,
+        Events {
+            gathered: gathered_tx,
+            state: state_tx,
+        },
+    )
+    .await?;
+
+    let result = negotiate(
+        &pc,
+        &http,
+        &endpoint,
+        bearer,
+        &source,
+        &opts,
+        &mut gathered_rx,
+    )
+    .await;
+    let negotiated = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = pc.close().await;
+            return Err(e);
+        }
+    };
+
+    let counters = Arc::new(Counters::default());
+    let task = tokio::spawn(send_media(
+        negotiated.video,
+        negotiated.audio,
+        source,
+        opts.looping,
+        Arc::clone(&counters),
+        state_rx.clone(),
+        opts.connect_timeout,
+    ));
+
+    Ok(PublishSession {
+        pc,
+        http,
+        bearer: bearer.map(str::to_string),
+        location: negotiated.location,
+        offer_sdp: negotiated.offer_sdp,
+        answer_sdp: negotiated.answer_sdp,
+        counters,
+        state: state_rx,
+        task: Some(task),
+        result: None,
+        request_timeout: opts.request_timeout,
+    })
+}
+
+/// The outcome of the offer/answer exchange.
+struct Negotiated {
+    location: Url,
+    offer_sdp: String,
+    answer_sdp: String,
+    video: Outgoing,
+    audio: Option<Outgoing>,
+}
+
+async fn negotiate(
+    pc: &Arc<dyn PeerConnection>,
+    http: &reqwest::Client,
+    endpoint: &Url,
+    bearer: Option<&str>,
+    source: &MediaSource,
+    opts: &PublishOptions,
+    gathered: &mut watch::Receiver<bool>,
+) -> Result<Negotiated, ClientError> {
+    let video = add_sendonly_track(pc, RtpCodecKind::Video, h264_codec()).await?;
+    let audio = match source.audio() {
+        Some(_) => Some(add_sendonly_track(pc, RtpCodecKind::Audio, opus_codec()).await?),
+        None => None,
+    };
+
+    let offer = pc.create_offer(None).await?;
+    pc.set_local_description(offer).await?;
+    // Non-trickle: the offer carries every candidate (RFC 9725 §4.3.1 allows either).
+    tokio::time::timeout(opts.gather_timeout, gathered.wait_for(|done| *done))
+        .await
+        .map_err(|_| ClientError::Timeout("ICE gathering"))?
+        .map_err(|_| ClientError::ConnectionLost("peer connection dropped".into()))?;
+    let offer = pc
+        .local_description()
+        .await
+        .ok_or_else(|| ClientError::ConnectionLost("no local description".into()))?;
+
+    let mut request = http
+        .post(endpoint.clone())
+        .header(CONTENT_TYPE, "application/sdp")
+        .timeout(opts.request_timeout)
+        .body(offer.sdp.clone());
+    if let Some(token) = bearer {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.text().await?;
+    if status != StatusCode::CREATED {
+        return Err(ClientError::Status {
+            status: status.as_u16(),
+            body: body.chars().take(512).collect(),
+        });
+    }
+    // Location may be relative to the endpoint (RFC 9725 §4.2, RFC 9110 §10.2.2).
+    let location = location
+        .and_then(|l| endpoint.join(&l).ok())
+        .ok_or(ClientError::MissingLocation)?;
+
+    let applied = match RTCSessionDescription::answer(body.clone()) {
+        Ok(answer) => pc.set_remote_description(answer).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = applied {
+        // The server holds a session we cannot use: release it rather than wait for its
+        // ICE timeout.
+        let _ = delete_session(http, &location, bearer, opts.request_timeout).await;
+        return Err(e.into());
+    }
+    Ok(Negotiated {
+        location,
+        offer_sdp: offer.sdp,
+        answer_sdp: body,
+        video,
+        audio,
+    })
+}
+
+/// DELETE on the session resource (RFC 9725 §4.2); any 2xx is success.
+async fn delete_session(
+    http: &reqwest::Client,
+    location: &Url,
+    bearer: Option<&str>,
+    request_timeout: Duration,
+) -> Result<(), ClientError> {
+    let mut request = http.delete(location.clone()).timeout(request_timeout);
+    if let Some(token) = bearer {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(ClientError::Status {
+        status: status.as_u16(),
+        body: body.chars().take(512).collect(),
+    })
+}
+
+impl PublishSession {
+    /// The session resource URL from the 201's `Location`, made absolute.
+    pub fn location(&self) -> &str {
+        self.location.as_str()
+    }
+
+    /// The SDP offer that was sent (with all its candidates).
+    pub fn offer_sdp(&self) -> &str {
+        &self.offer_sdp
+    }
+
+    /// The SDP answer the server returned.
+    pub fn answer_sdp(&self) -> &str {
+        &self.answer_sdp
+    }
+
+    /// Counts of what has been sent so far.
+    pub fn stats(&self) -> SendStats {
+        self.counters.snapshot()
+    }
+
+    pub fn connection_state(&self) -> RTCPeerConnectionState {
+        *self.state.borrow()
+    }
+
+    /// Waits until ICE and DTLS are up (media then starts at once).
+    pub async fn wait_connected(&mut self, limit: Duration) -> Result<(), ClientError> {
+        let state = tokio::time::timeout(
+            limit,
+            self.state
+                .wait_for(|s| *s == RTCPeerConnectionState::Connected || failed(*s)),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout("ICE/DTLS connection"))?
+        .map_err(|_| ClientError::ConnectionLost("peer connection dropped".into()))
+        .map(|s| *s)?;
+        if state == RTCPeerConnectionState::Connected {
+            Ok(())
+        } else {
+            Err(ClientError::ConnectionLost(format!("connection {state}")))
+        }
+    }
+
+    /// Waits for the sender to reach the end of the source (never, when looping: wrap this in a
+    /// timeout) and returns what it sent, or why it stopped early. Later calls repeat the
+    /// outcome (an error then only as text).
+    pub async fn finished(&mut self) -> Result<SendStats, ClientError> {
+        if let Some(task) = self.task.take() {
+            let outcome = task
+                .await
+                .unwrap_or_else(|e| Err(ClientError::Task(e.to_string())));
+            self.result = Some(outcome.as_ref().map(|s| *s).map_err(|e| e.to_string()));
+            return outcome;
+        }
+        match &self.result {
+            Some(Ok(stats)) => Ok(*stats),
+            Some(Err(e)) => Err(ClientError::Task(e.clone())),
+            None => Err(ClientError::Task("sender never started".into())),
+        }
+    }
+
+    /// Ends the session: stops sending, DELETEs the session resource (RFC 9725 §4.2) and
+    /// closes the peer connection (even if the DELETE fails). Returns what was sent.
+    pub async fn stop(mut self) -> Result<SendStats, ClientError> {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        let stats = self.counters.snapshot();
+        let deleted = delete_session(
+            &self.http,
+            &self.location,
+            self.bearer.as_deref(),
+            self.request_timeout,
+        )
+        .await;
+        let closed = self.pc.close().await;
+        deleted?;
+        closed?;
+        Ok(stats)
+    }
+}
+
+impl Drop for PublishSession {
+    /// A session dropped without `stop` still stops sending and closes its peer connection
+    /// (the server notices via ICE consent expiry; no DELETE is sent).
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let pc = Arc::clone(&self.pc);
+            handle.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+    }
+}

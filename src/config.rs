@@ -1,0 +1,231 @@
+//! Settings: the TOML file (`config/castgate.toml` documents every key) and their built-in defaults.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything castgate can be told. Every field has a default, so an empty file is valid.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub webrtc: WebRtcConfig,
+    pub stream: StreamConfig,
+    pub hls: HlsConfig,
+    pub flv: FlvConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Origins allowed by CORS. Empty means any origin (`*`).
+    pub cors_allow_origins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRtcConfig {
+    /// Local IPs to gather ICE candidates on. Empty means every non-loopback interface.
+    pub interfaces: Vec<IpAddr>,
+    /// UDP port range `[first, last]` for media; one port per peer connection is taken from it.
+    /// Unset means ephemeral ports chosen by the OS.
+    pub udp_port_range: Option<[u16; 2]>,
+    /// Public IPs to advertise instead of the local ones (1:1 NAT, cloud hosts).
+    pub public_ips: Vec<IpAddr>,
+    /// STUN/TURN servers, advertised to WHIP clients in `Link` headers.
+    pub ice_servers: Vec<IceServer>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Ask the publisher for a keyframe (RTCP PLI) at least this often, in seconds.
+    pub keyframe_interval_secs: f64,
+    /// End a stream that has received no media for this long, in seconds.
+    pub idle_timeout_secs: f64,
+    /// How long the reorder buffer waits for a missing RTP packet, in milliseconds.
+    pub reorder_delay_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HlsConfig {
+    /// Target segment length in seconds; segments are cut on the first keyframe after it.
+    pub segment_duration_secs: f64,
+    /// Segments listed in the live playlist.
+    pub window: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlvConfig {
+    /// Tags queued per viewer before a slow viewer skips ahead to the next keyframe.
+    pub viewer_queue: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            cors_allow_origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            keyframe_interval_secs: 2.0,
+            idle_timeout_secs: 10.0,
+            reorder_delay_ms: 150,
+        }
+    }
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            segment_duration_secs: 2.0,
+            window: 6,
+        }
+    }
+}
+
+impl Default for FlvConfig {
+    fn default() -> Self {
+        FlvConfig { viewer_queue: 1024 }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Parses TOML text and checks the values.
+    pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            source: Box::new(e),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Rejects values that would make the gateway misbehave.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |v: f64, name: &str| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid(format!("{name} must be > 0")))
+            }
+        };
+        positive(
+            self.stream.keyframe_interval_secs,
+            "stream.keyframe_interval_secs",
+        )?;
+        positive(self.stream.idle_timeout_secs, "stream.idle_timeout_secs")?;
+        positive(self.hls.segment_duration_secs, "hls.segment_duration_secs")?;
+        if self.hls.window < 3 {
+            return Err(ConfigError::Invalid("hls.window must be at least 3".into()));
+        }
+        if self.flv.viewer_queue == 0 {
+            return Err(ConfigError::Invalid("flv.viewer_queue must be > 0".into()));
+        }
+        if let Some([first, last]) = self.webrtc.udp_port_range {
+            if first == 0 || first > last {
+                return Err(ConfigError::Invalid(
+                    "webrtc.udp_port_range must be [first, last] with 0 < first <= last".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn keyframe_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.stream.keyframe_interval_secs)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.stream.idle_timeout_secs)
+    }
+
+    pub fn segment_duration(&self) -> Duration {
+        Duration::from_secs_f64(self.hls.segment_duration_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("", "x").unwrap();
+        assert_eq!(
+            c.http.listen,
+            "0.0.0.0:8080".parse::<std::net::SocketAddr>().unwrap()
+        );
+        assert_eq!(c.hls.window, 6);
+        assert_eq!(c.segment_duration(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::from_toml("[hls]\nwindoww = 3\n", "x").unwrap_err();
+        assert!(err.to_string().contains("windoww"), "{err}");
+    }
+
+    #[test]
+    fn bad_port_range_is_rejected() {
+        let err = Config::from_toml("[webrtc]\nudp_port_range = [5000, 4000]\n", "x");
+        assert!(matches!(err, Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn ice_servers_parse() {
+        let c = Config::from_toml(
+            "[[webrtc.ice_servers]]\nurls = [\"turn:turn.example:3478\"]\nusername = \"u\"\ncredential = \"p\"\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.webrtc.ice_servers[0].username.as_deref(), Some("u"));
+    }
+}

@@ -1,0 +1,130 @@
+//! The HTTP face of castgate (axum): WHIP ingest, HLS, HTTP-FLV, the JSON API.
+//! [`app`] builds the router so tests can drive it without a socket.
+
+mod api;
+mod error;
+mod flv;
+mod hls;
+mod whip;
+
+pub use error::ApiError;
+pub use whip::ice_server_links;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::Config;
+use crate::hub::{valid_stream_name, Hub};
+use crate::ingest::Ingest;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub hub: Arc<Hub>,
+    pub ingest: Ingest,
+}
+
+/// The whole router.
+pub fn app(state: AppState) -> Router {
+    let whip = Router::new()
+        .route("/whip/{stream}", post(whip::publish))
+        .route(
+            "/whip/{stream}/{session}",
+            delete(whip::delete).patch(whip::patch),
+        )
+        .layer(DefaultBodyLimit::max(whip::MAX_OFFER_BYTES));
+    // Playlists are small text that compresses well; segments are already compressed video.
+    let gzip_playlists = CompressionLayer::new().compress_when(
+        |_: axum::http::StatusCode,
+         _: axum::http::Version,
+         headers: &axum::http::HeaderMap,
+         _: &axum::http::Extensions| {
+            headers
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/vnd.apple.mpegurl"))
+        },
+    );
+    let hls = Router::new()
+        .route("/hls/{stream}/{file}", get(hls::file))
+        .layer(gzip_playlists);
+    Router::new()
+        .merge(whip)
+        .merge(hls)
+        .route("/flv/{file}", get(flv::play))
+        .route("/api/streams", get(api::streams))
+        .route("/healthz", get(api::healthz))
+        .layer(cors(&state.config))
+        .layer(axum::middleware::from_fn(accept_post))
+        .with_state(state)
+}
+
+/// OPTIONS on a WHIP endpoint (preflight or not, both are answered by the CORS layer) says what
+/// a POST there takes (RFC 9725 §4.1).
+async fn accept_post(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let whip_options =
+        request.method() == Method::OPTIONS && request.uri().path().starts_with("/whip/");
+    let mut response = next.run(request).await;
+    if whip_options {
+        response.headers_mut().insert(
+            HeaderName::from_static("accept-post"),
+            HeaderValue::from_static("application/sdp"),
+        );
+    }
+    response
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let origins = &config.http.cors_allow_origins;
+    let allow_origin = if origins.is_empty() || origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LINK,
+            HeaderName::from_static("accept-post"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Checks a stream name from a URL.
+fn stream_name(name: &str) -> Result<&str, ApiError> {
+    if valid_stream_name(name) {
+        Ok(name)
+    } else {
+        Err(ApiError::bad_request(
+            "stream names are 1-64 characters of A-Z a-z 0-9 _ -",
+        ))
+    }
+}

@@ -1,0 +1,148 @@
+//! WHIP endpoints (RFC 9725): `POST /whip/{stream}` answers an offer, `DELETE` on the session
+//! URL ends the publish, `OPTIONS` says what the endpoint accepts.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{stream_name, ApiError, AppState};
+use crate::config::IceServer;
+
+/// Largest SDP offer accepted; real offers are a few KiB.
+pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = stream_name(&name)?;
+    if !is_sdp(&headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "WHIP offers must be sent as Content-Type: application/sdp",
+        ));
+    }
+    let offer = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("malformed SDP offer: not UTF-8"))?;
+    let answer = state.ingest.publish(name, offer).await?;
+    let location = format!("/whip/{name}/{}", answer.session_id);
+    let mut response = (
+        StatusCode::CREATED,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/sdp"),
+            ),
+            (header::LOCATION, header_value(&location)?),
+            (header::ETAG, header_value(&answer.etag)?),
+        ],
+        answer.sdp,
+    )
+        .into_response();
+    for link in ice_server_links(&state.config.webrtc.ice_servers) {
+        response
+            .headers_mut()
+            .append(header::LINK, header_value(&link)?);
+    }
+    Ok(response)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((name, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let name = stream_name(&name)?;
+    state.ingest.delete(name, &session)?;
+    Ok(StatusCode::OK)
+}
+
+/// Trickle ICE and ICE restarts are not supported yet: the answer carries every candidate.
+pub async fn patch(
+    State(state): State<AppState>,
+    Path((name, session)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let name = stream_name(&name)?;
+    if state.ingest.session(name, &session).is_none() {
+        return Err(ApiError::not_found("no such WHIP session"));
+    }
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "trickle ICE and ICE restart are not supported: the answer lists every candidate",
+    ))
+}
+
+fn is_sdp(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/sdp"))
+}
+
+fn header_value(s: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(s)
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "invalid header value"))
+}
+
+/// `Link` header values advertising STUN/TURN servers (RFC 9725 §4.6).
+pub fn ice_server_links(servers: &[IceServer]) -> Vec<String> {
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut links = Vec::new();
+    for server in servers {
+        for url in &server.urls {
+            let mut link = format!("<{url}>; rel=\"ice-server\"");
+            if let (Some(user), Some(cred)) = (&server.username, &server.credential) {
+                link.push_str(&format!(
+                    "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                    quote(user),
+                    quote(cred)
+                ));
+            }
+            links.push(link);
+        }
+    }
+    links
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_for_stun_and_turn() {
+        let servers = vec![
+            IceServer {
+                urls: vec!["stun:stun.example.net:3478".into()],
+                ..Default::default()
+            },
+            IceServer {
+                urls: vec!["turn:turn.example.net:3478?transport=udp".into()],
+                username: Some("user".into()),
+                credential: Some("pa\"ss".into()),
+            },
+        ];
+        assert_eq!(
+            ice_server_links(&servers),
+            vec![
+                "<stun:stun.example.net:3478>; rel=\"ice-server\"".to_string(),
+                "<turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"user\"; credential=\"pa\\\"ss\"; credential-type=\"password\"".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn content_type_check() {
+        let mut h = HeaderMap::new();
+        assert!(!is_sdp(&h));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/SDP; charset=utf-8"),
+        );
+        assert!(is_sdp(&h));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(!is_sdp(&h));
+    }
+}

@@ -1,0 +1,163 @@
+//! The stream hub: live streams by name. A publisher claims a name, pushes frames into its
+//! [`Stream`], and viewers read the shared, already-muxed output from it.
+
+mod flv_fanout;
+mod meter;
+mod stream;
+
+pub use flv_fanout::{FlvSubscription, FlvViewerStream};
+pub use stream::{Stream, StreamInfo, StreamSettings, StreamState};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long an ended stream stays readable (its final playlist, with `EXT-X-ENDLIST`, and its
+/// segments) so players can finish what they buffered.
+pub const ENDED_RETENTION: Duration = Duration::from_secs(60);
+
+/// Why a stream could not be claimed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HubError {
+    #[error("stream {0:?} is already being published")]
+    AlreadyPublishing(String),
+}
+
+/// All streams of this gateway.
+pub struct Hub {
+    settings: StreamSettings,
+    inner: Mutex<Streams>,
+}
+
+#[derive(Default)]
+struct Streams {
+    live: HashMap<String, Arc<Stream>>,
+    /// Ended streams kept for [`ENDED_RETENTION`] after they ended.
+    ended: HashMap<String, (Arc<Stream>, Instant)>,
+}
+
+impl Hub {
+    pub fn new(settings: StreamSettings) -> Hub {
+        Hub {
+            settings,
+            inner: Mutex::new(Streams::default()),
+        }
+    }
+
+    /// Claims `name` for a new publish. Fails if someone is publishing it already.
+    pub fn claim(&self, name: &str) -> Result<Arc<Stream>, HubError> {
+        let mut streams = self.lock();
+        if streams.live.contains_key(name) {
+            return Err(HubError::AlreadyPublishing(name.to_string()));
+        }
+        let stream = Arc::new(Stream::new(name.to_string(), &self.settings));
+        streams.ended.remove(name);
+        streams.live.insert(name.to_string(), stream.clone());
+        Ok(stream)
+    }
+
+    /// Ends `stream` and moves it out of the live list. A no-op if it was replaced or released.
+    pub fn release(&self, stream: &Arc<Stream>) {
+        stream.end();
+        let mut streams = self.lock();
+        let is_current = streams
+            .live
+            .get(stream.name())
+            .is_some_and(|s| Arc::ptr_eq(s, stream));
+        if is_current {
+            streams.live.remove(stream.name());
+            streams
+                .ended
+                .insert(stream.name().to_string(), (stream.clone(), Instant::now()));
+        }
+    }
+
+    /// The live stream called `name`.
+    pub fn live(&self, name: &str) -> Option<Arc<Stream>> {
+        self.lock().live.get(name).cloned()
+    }
+
+    /// The live stream called `name`, or the last one that ended recently.
+    pub fn live_or_recent(&self, name: &str) -> Option<Arc<Stream>> {
+        let mut streams = self.lock();
+        if let Some(s) = streams.live.get(name) {
+            return Some(s.clone());
+        }
+        match streams.ended.get(name) {
+            Some((s, at)) if at.elapsed() < ENDED_RETENTION => Some(s.clone()),
+            Some(_) => {
+                streams.ended.remove(name);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Snapshot of every live stream, sorted by name.
+    pub fn list(&self) -> Vec<StreamInfo> {
+        let streams: Vec<Arc<Stream>> = self.lock().live.values().cloned().collect();
+        let mut infos: Vec<StreamInfo> = streams.iter().map(|s| s.info()).collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        infos
+    }
+
+    /// Drops ended streams past their retention. Called periodically by the server.
+    pub fn sweep(&self) {
+        self.lock()
+            .ended
+            .retain(|_, (_, at)| at.elapsed() < ENDED_RETENTION);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
+        // A panic while holding this lock cannot leave the maps inconsistent (each
+        // operation is a single insert/remove), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A stream name is 1–64 characters of `[A-Za-z0-9_-]`.
+pub fn valid_stream_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names() {
+        assert!(valid_stream_name("cam-1_A"));
+        assert!(valid_stream_name(&"a".repeat(64)));
+        assert!(!valid_stream_name(&"a".repeat(65)));
+        assert!(!valid_stream_name(""));
+        assert!(!valid_stream_name(".."));
+        assert!(!valid_stream_name("a b"));
+        assert!(!valid_stream_name("a/b"));
+        assert!(!valid_stream_name("é"));
+    }
+
+    #[test]
+    fn a_name_is_claimed_once_until_released() {
+        let hub = Hub::new(StreamSettings::default());
+        let first = hub.claim("cam").unwrap();
+        assert!(matches!(
+            hub.claim("cam"),
+            Err(HubError::AlreadyPublishing(n)) if n == "cam"
+        ));
+        assert!(hub.live("cam").is_some());
+        hub.release(&first);
+        assert!(hub.live("cam").is_none());
+        assert!(
+            hub.live_or_recent("cam").is_some(),
+            "ended stream stays readable"
+        );
+        let second = hub.claim("cam").unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        // Releasing the old publish again must not remove the new one.
+        hub.release(&first);
+        assert!(hub.live("cam").is_some());
+    }
+}

@@ -1,0 +1,332 @@
+//! One published stream: its state, its parameter sets, and its outputs muxed once for every
+//! viewer (the FLV tag fan-out with its GOP cache, and the HLS segment window).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::flv_fanout::{FlvCache, FlvKind, FlvPacket, FlvSubscription};
+use super::meter::{ClientTracker, RateMeter};
+use crate::media::h264::ParameterSets;
+use crate::media::{Codec, Frame, CLOCK_RATE};
+use crate::mux::hls::{HlsConfig, HlsStream};
+
+/// What every stream is built with (from the gateway's config).
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    pub segment_target: Duration,
+    pub hls_window: usize,
+    pub flv_queue: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            segment_target: Duration::from_secs(2),
+            hls_window: 6,
+            flv_queue: 1024,
+        }
+    }
+}
+
+/// Where a stream is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamState {
+    /// Claimed by a publisher; no keyframe yet.
+    Starting,
+    /// Has had its first keyframe: outputs are being written.
+    Live,
+    /// The publisher left; outputs are final.
+    Ended,
+}
+
+/// A stream as `/api/streams` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamInfo {
+    pub name: String,
+    pub state: StreamState,
+    /// When the publish began, as Unix milliseconds.
+    pub started_at_ms: i64,
+    pub video_codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub frame_rate: Option<f64>,
+    /// Video bitrate in bits per second.
+    pub video_bitrate: Option<u64>,
+    pub audio_codec: Option<String>,
+    pub viewers: Viewers,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Viewers {
+    pub flv: usize,
+    pub hls: usize,
+}
+
+/// One publish of a stream name.
+pub struct Stream {
+    name: String,
+    publish_id: String,
+    started_at: SystemTime,
+    inner: Mutex<Inner>,
+    flv_tx: broadcast::Sender<FlvPacket>,
+    flv_viewers: Arc<AtomicUsize>,
+    frames_in: AtomicU64,
+}
+
+struct Inner {
+    state: StreamState,
+    video: Option<ParameterSets>,
+    audio_codec: Option<Codec>,
+    flv: FlvCache,
+    hls: HlsStream,
+    video_meter: RateMeter,
+    hls_clients: ClientTracker,
+}
+
+impl Stream {
+    pub(super) fn new(name: String, settings: &StreamSettings) -> Stream {
+        let publish_id = new_publish_id();
+        let hls = HlsStream::new(HlsConfig {
+            segment_target: settings.segment_target,
+            window: settings.hls_window,
+            name_prefix: publish_id.clone(),
+        });
+        let (flv_tx, _) = broadcast::channel(settings.flv_queue);
+        Stream {
+            name,
+            publish_id,
+            started_at: SystemTime::now(),
+            inner: Mutex::new(Inner {
+                state: StreamState::Starting,
+                video: None,
+                audio_codec: None,
+                flv: FlvCache::default(),
+                hls,
+                video_meter: RateMeter::new(Duration::from_secs(2)),
+                hls_clients: ClientTracker::new(settings.segment_target * 4),
+            }),
+            flv_tx,
+            flv_viewers: Arc::new(AtomicUsize::new(0)),
+            frames_in: AtomicU64::new(0),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A short id unique to this publish; HLS file names carry it so caches never mix publishes.
+    pub fn publish_id(&self) -> &str {
+        &self.publish_id
+    }
+
+    pub fn state(&self) -> StreamState {
+        self.lock().state
+    }
+
+    /// Frames received so far (video and audio).
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in.load(Ordering::Relaxed)
+    }
+
+    /// New or changed H.264 parameter sets. Unchanged ones are ignored.
+    pub fn set_video_params(&self, ps: ParameterSets) {
+        let mut inner = self.lock();
+        if inner.state == StreamState::Ended {
+            return;
+        }
+        if inner
+            .video
+            .as_ref()
+            .is_some_and(|old| old.sps == ps.sps && old.pps == ps.pps)
+        {
+            return;
+        }
+        let ts = inner.flv.last_timestamp_ms;
+        let tag = crate::mux::flv::avc_sequence_header_tag(&ps, ts);
+        *inner
+            .flv
+            .sequence_header
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(tag.clone());
+        // Frames after a new sequence header cannot be decoded with the old one: the cached
+        // GOP ends here, and the next keyframe starts a new one.
+        inner.flv.gop.clear();
+        let _ = self.flv_tx.send(FlvPacket {
+            kind: FlvKind::SequenceHeader,
+            data: tag,
+        });
+        inner.hls.set_video(ps.clone());
+        inner.video = Some(ps);
+    }
+
+    /// Declares the stream's audio codec (its frames are accepted but not yet in the outputs).
+    pub fn set_audio_codec(&self, codec: Codec) {
+        self.lock().audio_codec = Some(codec);
+    }
+
+    /// A video access unit, its timestamps on the stream's media clock (90 kHz, from 0).
+    /// Returns true when the outputs would like a keyframe soon (an HLS segment is due).
+    pub fn push_video(&self, frame: Frame) -> bool {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.lock();
+        if inner.state == StreamState::Ended || inner.video.is_none() {
+            return false;
+        }
+        if inner.state == StreamState::Starting {
+            if !frame.keyframe {
+                return true;
+            }
+            inner.state = StreamState::Live;
+        }
+        inner.video_meter.record(frame.pts, frame.data.len());
+
+        let ts = dts_to_ms(frame.dts);
+        let cts =
+            i32::try_from((frame.pts - frame.dts) / i64::from(CLOCK_RATE / 1000)).unwrap_or(0);
+        let tag = crate::mux::flv::avc_frame_tag(&frame, ts, cts);
+        let kind = if frame.keyframe {
+            FlvKind::VideoKey
+        } else {
+            FlvKind::VideoInter
+        };
+        inner.flv.push(kind, tag.clone(), ts);
+        let _ = self.flv_tx.send(FlvPacket { kind, data: tag });
+
+        inner.hls.push(frame, unix_ms(SystemTime::now()));
+        inner.hls.wants_keyframe()
+    }
+
+    /// An audio frame on the stream's media clock. Counted; outputs come with the AAC work.
+    pub fn push_audio(&self, _frame: Frame) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Ends the stream: the playlist gets `EXT-X-ENDLIST`, FLV viewers reach the end of their
+    /// response. Idempotent.
+    pub fn end(&self) {
+        let mut inner = self.lock();
+        if inner.state == StreamState::Ended {
+            return;
+        }
+        inner.state = StreamState::Ended;
+        inner.hls.end(unix_ms(SystemTime::now()));
+        let _ = self.flv_tx.send(FlvPacket {
+            kind: FlvKind::End,
+            data: Bytes::new(),
+        });
+    }
+
+    /// Starts an FLV viewer: the file header, metadata, sequence header and cached GOP, then
+    /// live tags. `None` until the stream has its first keyframe, or after it ended.
+    pub fn subscribe_flv(&self) -> Option<FlvSubscription> {
+        let inner = self.lock();
+        if inner.state != StreamState::Live {
+            return None;
+        }
+        let ps = inner.video.as_ref()?;
+        let meta = crate::mux::flv::FlvMetadata {
+            width: ps.info.width,
+            height: ps.info.height,
+            frame_rate: ps
+                .info
+                .frame_rate
+                .or_else(|| inner.video_meter.frame_rate()),
+            video_data_rate_kbps: inner.video_meter.bitrate().map(|b| b / 1000.0),
+            has_video: true,
+            audio: None,
+        };
+        let mut prelude = vec![
+            crate::mux::flv::file_header(false, true),
+            crate::mux::flv::metadata_tag(&meta),
+        ];
+        let header = inner.flv.sequence_header.clone();
+        prelude.extend(
+            header
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        prelude.extend(inner.flv.gop.iter().cloned());
+        // Subscribing while holding the lock: no tag is missed or sent twice between the
+        // cached GOP and the live feed.
+        let rx = self.flv_tx.subscribe();
+        Some(FlvSubscription::new(
+            prelude,
+            rx,
+            self.flv_viewers.clone(),
+            header,
+        ))
+    }
+
+    /// The current HLS playlist, once there is a segment. `client` identifies the caller for the
+    /// viewer count.
+    pub fn hls_playlist(&self, client: u64) -> Option<Bytes> {
+        let mut inner = self.lock();
+        inner.hls_clients.seen(client, Instant::now());
+        inner.hls.playlist()
+    }
+
+    /// An HLS init or media segment by file name.
+    pub fn hls_file(&self, name: &str) -> Option<Bytes> {
+        self.lock().hls.get(name)
+    }
+
+    /// A snapshot for `/api/streams`.
+    pub fn info(&self) -> StreamInfo {
+        let mut inner = self.lock();
+        let hls_viewers = inner.hls_clients.count(Instant::now());
+        let ps = inner.video.as_ref();
+        let frame_rate = ps
+            .and_then(|p| p.info.frame_rate)
+            .or_else(|| inner.video_meter.frame_rate())
+            .map(|f| (f * 100.0).round() / 100.0);
+        StreamInfo {
+            name: self.name.clone(),
+            state: inner.state,
+            started_at_ms: unix_ms(self.started_at),
+            video_codec: ps.map(|p| p.codec_string()),
+            width: ps.map(|p| p.info.width),
+            height: ps.map(|p| p.info.height),
+            frame_rate,
+            video_bitrate: inner.video_meter.bitrate().map(|b| b as u64),
+            audio_codec: inner.audio_codec.map(|c| match c {
+                Codec::Opus => "opus".to_string(),
+                Codec::Aac => "mp4a.40.2".to_string(),
+                Codec::H264 => "h264".to_string(),
+            }),
+            viewers: Viewers {
+                flv: self.flv_viewers.load(Ordering::Relaxed),
+                hls: hls_viewers,
+            },
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn dts_to_ms(dts: i64) -> u32 {
+    // FLV timestamps are 32-bit milliseconds; they wrap after 49 days, as the format does.
+    (dts.max(0) / i64::from(CLOCK_RATE / 1000)) as u32
+}
+
+pub(crate) fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn new_publish_id() -> String {
+    use rand::Rng;
+    let v: u32 = rand::rng().random();
+    format!("{v:08x}")
+}

@@ -1,0 +1,246 @@
+//! WHIP ingest (RFC 9725) on webrtc-rs: an SDP offer in, an SDP answer with every server
+//! candidate out, RTP into the stream hub, and the session registry that ends publishes.
+//! This is the only module that uses webrtc-rs.
+
+mod offer;
+mod peer;
+mod session;
+mod track;
+
+pub use session::Session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use webrtc::peer_connection::RTCSessionDescription;
+use webrtc::rtp_transceiver::RTCRtpTransceiverDirection;
+
+use crate::config::Config;
+use crate::hub::{Hub, HubError};
+use peer::PortPicker;
+
+/// Longest we wait for ICE gathering before answering.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a publish was refused or failed. `http` maps these to status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not a usable SDP offer (400).
+    #[error("malformed SDP offer: {0}")]
+    BadOffer(String),
+    /// The offer is SDP but asks for what castgate does not take (406).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Someone is publishing this stream name already (409).
+    #[error("stream {0:?} is already being published")]
+    Conflict(String),
+    /// No such session (404).
+    #[error("no such WHIP session")]
+    NoSession,
+    /// Our fault (500): logged, not shown in detail.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A publish that was accepted.
+#[derive(Debug)]
+pub struct Answer {
+    pub sdp: String,
+    pub session_id: String,
+    pub etag: String,
+}
+
+pub(crate) struct Shared {
+    pub config: Arc<Config>,
+    pub hub: Arc<Hub>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+impl Shared {
+    fn remove_session(&self, id: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+}
+
+/// Accepts WHIP publishes and keeps their sessions.
+#[derive(Clone)]
+pub struct Ingest {
+    shared: Arc<Shared>,
+    ports: Arc<PortPicker>,
+}
+
+impl Ingest {
+    pub fn new(config: Arc<Config>, hub: Arc<Hub>) -> Ingest {
+        Ingest {
+            shared: Arc::new(Shared {
+                config,
+                hub,
+                sessions: Mutex::new(HashMap::new()),
+            }),
+            ports: Arc::new(PortPicker::default()),
+        }
+    }
+
+    /// Answers a WHIP offer for `stream_name` (already validated). On error nothing is left
+    /// behind: the name is free and no connection stays open.
+    pub async fn publish(
+        &self,
+        stream_name: &str,
+        offer_sdp: String,
+    ) -> Result<Answer, IngestError> {
+        offer::inspect(&offer_sdp)?;
+        let stream = self.shared.hub.claim(stream_name).map_err(|e| match e {
+            HubError::AlreadyPublishing(n) => IngestError::Conflict(n),
+        })?;
+        let session = Arc::new(Session::new(
+            random_hex(16),
+            format!("\"{}\"", random_hex(8)),
+            stream.clone(),
+            self.shared.clone(),
+        ));
+        match self.negotiate(&session, offer_sdp).await {
+            Ok(sdp) => {
+                self.shared
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(session.id().to_string(), session.clone());
+                tokio::spawn(watchdog(session.clone()));
+                Ok(Answer {
+                    sdp,
+                    session_id: session.id().to_string(),
+                    etag: session.etag().to_string(),
+                })
+            }
+            Err(e) => {
+                session.close("offer refused");
+                Err(e)
+            }
+        }
+    }
+
+    async fn negotiate(
+        &self,
+        session: &Arc<Session>,
+        offer_sdp: String,
+    ) -> Result<String, IngestError> {
+        let events = Arc::new(session::Events {
+            session: Arc::downgrade(session),
+        });
+        let pc = peer::build(&self.shared.config.webrtc, &self.ports, events).await?;
+        session.set_peer_connection(pc.clone());
+        let offer = RTCSessionDescription::offer(offer_sdp)
+            .map_err(|e| IngestError::BadOffer(e.to_string()))?;
+        pc.set_remote_description(offer)
+            .await
+            .map_err(|e| IngestError::BadOffer(e.to_string()))?;
+        // The answer must be recvonly (RFC 9725 §4.2) whatever the offer's transceivers say.
+        for t in pc.get_transceivers().await {
+            let _ = t.set_direction(RTCRtpTransceiverDirection::Recvonly).await;
+        }
+        let answer = pc
+            .create_answer(None)
+            .await
+            .map_err(|e| IngestError::Unsupported(format!("cannot answer this offer: {e}")))?;
+        pc.set_local_description(answer)
+            .await
+            .map_err(|e| IngestError::Internal(e.to_string()))?;
+        if tokio::time::timeout(GATHER_TIMEOUT, session.wait_gathered())
+            .await
+            .is_err()
+        {
+            tracing::warn!("ICE gathering did not complete in time; answering with what we have");
+        }
+        let local = pc
+            .local_description()
+            .await
+            .ok_or_else(|| IngestError::Internal("no local description".into()))?;
+        if !local.sdp.contains("m=video") || local.sdp.contains("m=video 0 ") {
+            return Err(IngestError::Unsupported(
+                "no H.264 video could be negotiated; castgate takes H.264 (packetization-mode=1) and Opus".into(),
+            ));
+        }
+        Ok(local.sdp)
+    }
+
+    /// Ends the session `session_id` of `stream_name` (WHIP DELETE).
+    pub fn delete(&self, stream_name: &str, session_id: &str) -> Result<(), IngestError> {
+        let session = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(session_id)
+            .cloned();
+        match session {
+            Some(s) if s.stream().name() == stream_name => {
+                s.close("DELETE by publisher");
+                Ok(())
+            }
+            _ => Err(IngestError::NoSession),
+        }
+    }
+
+    /// The session `session_id` of `stream_name`, if it is open.
+    pub fn session(&self, stream_name: &str, session_id: &str) -> Option<Arc<Session>> {
+        let sessions = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        sessions
+            .get(session_id)
+            .filter(|s| s.stream().name() == stream_name)
+            .cloned()
+    }
+
+    /// Closes every session (server shutdown).
+    pub fn close_all(&self) {
+        let sessions: Vec<Arc<Session>> = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in sessions {
+            s.close("server shutting down");
+        }
+    }
+}
+
+/// Ends a session that has had no media for the configured time (a publisher that vanished
+/// without DELETE, or one that never connected).
+async fn watchdog(session: Arc<Session>) {
+    let timeout = session.config().idle_timeout();
+    let closed = session.closed();
+    tokio::pin!(closed);
+    loop {
+        let wait = timeout
+            .saturating_sub(session.idle_for())
+            .max(Duration::from_millis(100));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {
+                if session.idle_for() >= timeout {
+                    session.close("no media");
+                    return;
+                }
+            }
+            _ = &mut closed => return,
+        }
+    }
+}
+
+/// `bytes` random bytes from the thread-local CSPRNG, as lowercase hex.
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}

@@ -1,0 +1,205 @@
+//! Building the server side of a WebRTC peer connection for one WHIP publisher: which codecs we
+//! accept, where we bind and what we advertise (interfaces, port range, 1:1 NAT).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType, Registry,
+};
+
+use super::IngestError;
+use crate::config::WebRtcConfig;
+
+/// The H.264 profiles we answer (all packetization-mode 1: FU-A and STAP-A). Browsers offer
+/// constrained baseline (42e0), baseline (4200), main (4d00) and high (6400).
+const H264_PROFILES: [(u8, &str); 5] = [
+    (102, "42e01f"),
+    (106, "42001f"),
+    (108, "4d001f"),
+    (112, "640032"),
+    (114, "64001f"),
+];
+
+fn media_engine() -> Result<MediaEngine, IngestError> {
+    let mut engine = MediaEngine::default();
+    let feedback = vec![
+        RTCPFeedback {
+            typ: "nack".into(),
+            parameter: String::new(),
+        },
+        RTCPFeedback {
+            typ: "nack".into(),
+            parameter: "pli".into(),
+        },
+        RTCPFeedback {
+            typ: "ccm".into(),
+            parameter: "fir".into(),
+        },
+        RTCPFeedback {
+            typ: "goog-remb".into(),
+            parameter: String::new(),
+        },
+    ];
+    for (pt, profile) in H264_PROFILES {
+        let h264 = RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: "video/H264".into(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!(
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"
+                ),
+                rtcp_feedback: feedback.clone(),
+            },
+            payload_type: pt,
+        };
+        // Retransmissions (RFC 4588) repair loss before it reaches the depacketizer.
+        let rtx = RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: "video/rtx".into(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={pt}"),
+                rtcp_feedback: vec![],
+            },
+            payload_type: pt + 1,
+        };
+        engine
+            .register_codec(h264, RtpCodecKind::Video)
+            .map_err(internal)?;
+        engine
+            .register_codec(rtx, RtpCodecKind::Video)
+            .map_err(internal)?;
+    }
+    let opus = RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 111,
+    };
+    engine
+        .register_codec(opus, RtpCodecKind::Audio)
+        .map_err(internal)?;
+    Ok(engine)
+}
+
+fn internal(e: impl std::fmt::Display) -> IngestError {
+    IngestError::Internal(e.to_string())
+}
+
+/// Hands out media ports from the configured range, round robin, so consecutive publishers
+/// don't all probe the same busy port first.
+#[derive(Debug, Default)]
+pub struct PortPicker {
+    next: AtomicU32,
+}
+
+impl PortPicker {
+    /// The ports to try for one connection: the whole range starting at the next one, or
+    /// just `0` (ephemeral) when no range is configured.
+    pub fn candidates(&self, range: Option<[u16; 2]>) -> Vec<u16> {
+        match range {
+            None => vec![0],
+            Some([first, last]) => {
+                let len = u32::from(last - first) + 1;
+                let start = self.next.fetch_add(1, Ordering::Relaxed) % len;
+                (0..len)
+                    .map(|i| first + ((start + i) % len) as u16)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Builds a peer connection bound on the configured interfaces, trying ports in the range until
+/// one is free.
+pub async fn build(
+    cfg: &WebRtcConfig,
+    ports: &PortPicker,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>, IngestError> {
+    let ips: Vec<IpAddr> = if cfg.interfaces.is_empty() {
+        // webrtc-rs expands the wildcard to one socket per non-loopback interface.
+        vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+    } else {
+        cfg.interfaces.clone()
+    };
+    let mut last_err = None;
+    for port in ports.candidates(cfg.udp_port_range) {
+        let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+        match build_on(cfg, addrs, handler.clone()).await {
+            Ok(pc) => return Ok(pc),
+            Err(e) => {
+                tracing::debug!(port, error = %e, "cannot open a peer connection on this port");
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(IngestError::Internal(format!(
+        "no usable media port: {}",
+        last_err.map(|e| e.to_string()).unwrap_or_default()
+    )))
+}
+
+async fn build_on(
+    cfg: &WebRtcConfig,
+    addrs: Vec<SocketAddr>,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>, IngestError> {
+    let mut engine = media_engine()?;
+    let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(internal)?;
+    let mut settings = SettingEngineBuilder::new()
+        // Server side, mDNS is useless, and it fails on hosts without a multicast route.
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_include_loopback_candidate(addrs.iter().any(|a| a.ip().is_loopback()));
+    if !cfg.public_ips.is_empty() {
+        settings = settings.with_nat_1to1_ips(
+            cfg.public_ips.iter().map(|ip| ip.to_string()).collect(),
+            RTCIceCandidateType::Host,
+        );
+    }
+    // STUN/TURN servers are advertised to clients (Link headers); the server itself only needs
+    // its host candidates (or the configured public IPs), so it does not query them.
+    let configuration = RTCConfigurationBuilder::new().build();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(configuration)
+        .with_media_engine(engine)
+        .with_setting_engine(settings.build())
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(addrs)
+        .build()
+        .await
+        .map_err(internal)?;
+    Ok(Arc::new(pc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_rotate_through_the_range() {
+        let p = PortPicker::default();
+        assert_eq!(p.candidates(None), vec![0]);
+        assert_eq!(p.candidates(Some([5000, 5002])), vec![5000, 5001, 5002]);
+        assert_eq!(p.candidates(Some([5000, 5002])), vec![5001, 5002, 5000]);
+        assert_eq!(p.candidates(Some([7000, 7000])), vec![7000]);
+    }
+
+    #[test]
+    fn media_engine_registers_h264_and_opus() {
+        assert!(media_engine().is_ok());
+    }
+}

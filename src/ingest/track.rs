@@ -1,0 +1,205 @@
+//! The receive loop of one remote track: RTP from webrtc-rs -> `rtp::TrackReceiver` -> frames on
+//! the stream's media clock -> the hub. Also asks the publisher for keyframes (RTCP PLI).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use tokio::time::Instant;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::session::Session;
+use crate::media::h264::ParameterSets;
+use crate::media::{Codec, Frame};
+use crate::rtp::{H264Event, OpusEvent, RtpPacket, TrackEvent, TrackReceiver};
+
+/// PLIs closer together than this are merged: an encoder needs a moment to answer one.
+const MIN_PLI_SPACING: Duration = Duration::from_millis(300);
+
+/// Runs until the track ends or the session closes.
+pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
+    let kind = track.kind().await;
+    let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let codec = track.codec(ssrc).await;
+    let mime = codec
+        .as_ref()
+        .map(|c| c.mime_type.to_ascii_lowercase())
+        .unwrap_or_default();
+    tracing::info!(stream = session.stream().name(), ?kind, %mime, ssrc, "track started");
+    let reorder = Duration::from_millis(session.config().stream.reorder_delay_ms);
+    let mut receiver = match (kind, mime.as_str()) {
+        (RtpCodecKind::Video, "video/h264") => {
+            let mut r = TrackReceiver::h264(reorder);
+            let sprop = codec.as_ref().and_then(|c| sprop(&c.sdp_fmtp_line));
+            if let (Some(sprop), Some(depacketizer)) = (sprop, r.h264_mut()) {
+                if let Err(e) = depacketizer.set_sprop_parameter_sets(sprop) {
+                    tracing::debug!(error = %e, "ignoring bad sprop-parameter-sets");
+                }
+            }
+            r
+        }
+        (RtpCodecKind::Audio, "audio/opus") => {
+            session.stream().set_audio_codec(Codec::Opus);
+            TrackReceiver::opus(reorder)
+        }
+        _ => {
+            tracing::warn!(%mime, "ignoring a track castgate cannot use");
+            return;
+        }
+    };
+    let mut loop_state = TrackLoop {
+        track: track.clone(),
+        session: session.clone(),
+        ssrc,
+        last_pli: None,
+        base: None,
+        keyframe_interval: session.config().keyframe_interval(),
+    };
+    let is_video = kind == RtpCodecKind::Video;
+    if is_video {
+        // A publisher's first keyframe may already be gone: ask for one now.
+        loop_state.request_keyframe().await;
+    }
+    let mut keyframe_timer = tokio::time::interval_at(
+        Instant::now() + loop_state.keyframe_interval,
+        loop_state.keyframe_interval,
+    );
+    let closed = session.closed();
+    tokio::pin!(closed);
+    loop {
+        let reorder_deadline = receiver.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            event = track.poll() => match event {
+                Some(TrackRemoteEvent::OnRtpPacket(p)) => {
+                    session.media_arrived();
+                    let packet = RtpPacket {
+                        payload_type: p.header.payload_type,
+                        sequence: p.header.sequence_number,
+                        timestamp: p.header.timestamp,
+                        ssrc: p.header.ssrc,
+                        marker: p.header.marker,
+                        payload: p.payload,
+                    };
+                    receiver.push(packet, std::time::Instant::now());
+                }
+                Some(TrackRemoteEvent::OnEnded) | None => break,
+                Some(_) => {}
+            },
+            _ = sleep_until_opt(reorder_deadline) => {
+                receiver.handle_timeout(std::time::Instant::now());
+            }
+            _ = keyframe_timer.tick(), if is_video => {
+                loop_state.request_keyframe().await;
+            }
+            _ = &mut closed => break,
+        }
+        while let Some(event) = receiver.poll_event() {
+            loop_state.handle(event).await;
+        }
+        if is_video && receiver.is_waiting_for_keyframe() {
+            // A PLI can be lost too: keep asking (rate-limited) until an IDR gets through.
+            loop_state.request_keyframe().await;
+        }
+    }
+    tracing::info!(stream = session.stream().name(), ?kind, "track ended");
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The `sprop-parameter-sets` value of an H.264 fmtp line.
+fn sprop(fmtp: &str) -> Option<&str> {
+    fmtp.split(';')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case("sprop-parameter-sets"))
+        .map(|(_, v)| v)
+}
+
+struct TrackLoop {
+    track: Arc<dyn TrackRemote>,
+    session: Arc<Session>,
+    ssrc: u32,
+    last_pli: Option<Instant>,
+    /// The first frame's timestamp: frames are re-based so the stream's media clock starts at 0.
+    base: Option<i64>,
+    keyframe_interval: Duration,
+}
+
+impl TrackLoop {
+    async fn handle(&mut self, event: TrackEvent) {
+        let stream = self.session.stream().clone();
+        match event {
+            TrackEvent::H264(H264Event::ParameterSets { sps, pps }) => {
+                match ParameterSets::new(sps, pps) {
+                    Ok(ps) => {
+                        tracing::info!(
+                            stream = stream.name(),
+                            width = ps.info.width,
+                            height = ps.info.height,
+                            codec = %ps.codec_string(),
+                            "video parameters"
+                        );
+                        stream.set_video_params(ps);
+                    }
+                    Err(e) => {
+                        tracing::warn!(stream = stream.name(), error = %e, "unusable SPS/PPS");
+                        self.request_keyframe().await;
+                    }
+                }
+            }
+            TrackEvent::H264(H264Event::KeyframeNeeded) => self.request_keyframe().await,
+            TrackEvent::H264(H264Event::AccessUnit(frame)) => {
+                let frame = self.rebase(frame);
+                if stream.push_video(frame) {
+                    self.request_keyframe().await;
+                }
+            }
+            TrackEvent::Opus(OpusEvent::Frame(frame)) => stream.push_audio(self.rebase(frame)),
+            // Concealing lost audio belongs to the AAC transcoder (not built yet).
+            TrackEvent::Opus(OpusEvent::Lost { .. }) => {}
+        }
+    }
+
+    /// Moves a frame onto the stream's media clock (90 kHz, 0 at this track's first frame).
+    /// Lining audio up with video (RTCP sender reports) comes with the audio outputs.
+    fn rebase(&mut self, mut frame: Frame) -> Frame {
+        let base = *self.base.get_or_insert(frame.dts);
+        frame.pts -= base;
+        frame.dts -= base;
+        frame
+    }
+
+    async fn request_keyframe(&mut self) {
+        let now = Instant::now();
+        if self.last_pli.is_some_and(|t| now - t < MIN_PLI_SPACING) {
+            return;
+        }
+        self.last_pli = Some(now);
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: self.ssrc,
+        };
+        if let Err(e) = self.track.write_rtcp(vec![Box::new(pli)]).await {
+            tracing::debug!(error = %e, "PLI not sent");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sprop_is_found_in_fmtp() {
+        assert_eq!(
+            sprop("packetization-mode=1; sprop-parameter-sets=Z0LAHtkA,aM4G4g==;profile-level-id=42c01e"),
+            Some("Z0LAHtkA,aM4G4g==")
+        );
+        assert_eq!(sprop("packetization-mode=1"), None);
+    }
+}

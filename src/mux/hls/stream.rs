@@ -1,0 +1,474 @@
+//! One live HLS rendition: takes frames and codec configuration, asks the segmenter where to
+//! cut, assembles samples per track, writes fMP4 init and media segments and hands them to the
+//! window (storage + playlist).
+//!
+//! Timing: frames carry 90 kHz decode times; a sample is written when its successor arrives
+//! (its duration is the difference), so each segment ends exactly where the next begins.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::segmenter::{Decision, Segmenter};
+use super::track::{TimelineBreak, TrackState};
+use super::window::{Bandwidth, NewSegment, SegmentWindow};
+use crate::media::h264::ParameterSets;
+use crate::media::{Codec, Frame, CLOCK_RATE};
+use crate::mux::fmp4::{init_segment, media_segment, TrackCodec, TrackFragment, TrackSpec};
+
+/// RFC 8216 §6.2.2: a live playlist must not shrink below three target durations of content.
+const MIN_WINDOW: usize = 3;
+const VIDEO_TRACK_ID: u32 = 1;
+const AUDIO_TRACK_ID: u32 = 2;
+
+/// Settings of one HLS stream.
+#[derive(Clone, Debug)]
+pub struct HlsConfig {
+    /// Wanted segment length; segments are cut at the first keyframe at or after it.
+    pub segment_target: Duration,
+    /// Segments listed in the playlist (at least 3 are kept).
+    pub window: usize,
+    /// Prefix of every file name, unique per publish so caches never mix two publishes. Only
+    /// `[A-Za-z0-9_-]` is kept; anything else becomes `_`.
+    pub name_prefix: String,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self {
+            segment_target: Duration::from_secs(2),
+            window: 6,
+            name_prefix: "live".to_string(),
+        }
+    }
+}
+
+/// Errors of the HLS stream's configuration calls.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HlsError {
+    #[error("an audio track needs an audio codec (AAC or Opus), not H.264")]
+    NotAudio,
+}
+
+/// Bookkeeping of the segment being filled.
+struct OpenSegment {
+    wallclock_ms: i64,
+    discontinuity: bool,
+    init_seq: u32,
+}
+
+/// A live HLS stream (fMP4 segments, sliding-window media playlist). Sans-IO: frames and
+/// wall-clock times in, files out through [`HlsStream::playlist`] and [`HlsStream::get`].
+pub struct HlsStream {
+    prefix: String,
+    target_duration: u32,
+    segmenter: Segmenter,
+    video: TrackState,
+    audio: TrackState,
+    /// Active parameter sets / audio codec (those of the current init segment).
+    video_ps: Option<ParameterSets>,
+    audio_codec: Option<TrackCodec>,
+    /// Replacements that take effect when the next segment opens.
+    next_video_ps: Option<ParameterSets>,
+    next_audio_codec: Option<TrackCodec>,
+    init_dirty: bool,
+    /// The next segment gets EXT-X-DISCONTINUITY (new init or a timeline break).
+    pending_discontinuity: bool,
+    /// The leading track's clock jumped: the next segment re-anchors the timeline.
+    timeline_break: bool,
+    /// 90 kHz decode time that maps to 0 in the fMP4 timeline.
+    origin: Option<i64>,
+    open: Option<OpenSegment>,
+    next_msn: u64,
+    next_init_seq: u32,
+    files: SegmentWindow,
+    ended: bool,
+}
+
+impl HlsStream {
+    /// A stream whose segments are cut at video keyframes (audio, if any, follows along).
+    pub fn new(config: HlsConfig) -> Self {
+        Self::build(config, true)
+    }
+
+    /// A stream without video: segments are cut at the first audio frame past the target.
+    pub fn new_audio_only(config: HlsConfig) -> Self {
+        Self::build(config, false)
+    }
+
+    fn build(config: HlsConfig, video_led: bool) -> Self {
+        let target = config.segment_target;
+        let target_ticks = i64::try_from(target.as_micros() * u128::from(CLOCK_RATE) / 1_000_000)
+            .unwrap_or(i64::MAX);
+        // ceil(1.5 × target) whole seconds: keyframes arrive on request (PLI) when a segment is
+        // due, so segments land near the target; the margin keeps EXTINF rounded to an integer
+        // at or below EXT-X-TARGETDURATION when a keyframe is late. Constant for the stream.
+        let target_duration = u32::try_from((target.as_millis() * 3).div_ceil(2000))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let prefix: String = config
+            .name_prefix
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Self {
+            prefix,
+            target_duration,
+            segmenter: Segmenter::new(target_ticks, video_led),
+            // Fallback durations: one frame at 30 fps, one 20 ms Opus frame.
+            video: TrackState::new(VIDEO_TRACK_ID, CLOCK_RATE, CLOCK_RATE / 30),
+            audio: TrackState::new(AUDIO_TRACK_ID, 48_000, 960),
+            video_ps: None,
+            audio_codec: None,
+            next_video_ps: None,
+            next_audio_codec: None,
+            init_dirty: true,
+            pending_discontinuity: false,
+            timeline_break: false,
+            origin: None,
+            open: None,
+            next_msn: 0,
+            next_init_seq: 0,
+            files: SegmentWindow::new(config.window.max(MIN_WINDOW), target_duration),
+            ended: false,
+        }
+    }
+
+    /// Sets the H.264 parameter sets. Repeating the current ones (WebRTC senders resend them
+    /// before every IDR) costs one comparison. Different ones take effect at the next keyframe:
+    /// the open segment is cut there and the next one gets a new init segment, EXT-X-MAP and
+    /// EXT-X-DISCONTINUITY.
+    pub fn set_video(&mut self, ps: ParameterSets) {
+        if !self.segmenter.video_led() {
+            return; // an audio-only stream has no video track
+        }
+        let same = |cur: &ParameterSets| cur.sps == ps.sps && cur.pps == ps.pps;
+        let latest = self.next_video_ps.as_ref().or(self.video_ps.as_ref());
+        if latest.is_some_and(same) {
+            return;
+        }
+        if self.video_ps.as_ref().is_some_and(same) {
+            // Switched back before the switch happened: nothing changes after all.
+            self.next_video_ps = None;
+            return;
+        }
+        if self.segmenter.is_open() {
+            self.next_video_ps = Some(ps);
+            self.segmenter.request_cut();
+        } else {
+            self.video_ps = Some(ps);
+            self.next_video_ps = None;
+            self.init_dirty = true;
+        }
+    }
+
+    /// Adds (or changes) the audio track: AAC or Opus, timescale = its sample rate. Like
+    /// [`HlsStream::set_video`], a change while a segment is open takes effect at the next cut.
+    pub fn set_audio(&mut self, codec: TrackCodec) -> Result<(), HlsError> {
+        if matches!(codec, TrackCodec::H264(_)) {
+            return Err(HlsError::NotAudio);
+        }
+        let latest = self.next_audio_codec.as_ref().or(self.audio_codec.as_ref());
+        if latest == Some(&codec) {
+            return Ok(());
+        }
+        if self.segmenter.is_open() {
+            self.next_audio_codec = Some(codec);
+            self.segmenter.request_cut();
+        } else {
+            let (timescale, frame) = audio_timing(&codec);
+            self.audio.reconfigure(timescale, frame);
+            self.audio_codec = Some(codec);
+            self.next_audio_codec = None;
+            self.init_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Adds one frame (90 kHz times) that arrived at `wallclock_unix_ms`. Frames of a track not
+    /// configured yet, video before the first keyframe and anything after [`HlsStream::end`]
+    /// are dropped. Returns true when a segment was completed (the playlist changed).
+    pub fn push(&mut self, mut frame: Frame, wallclock_unix_ms: i64) -> bool {
+        if self.ended || !self.accepts(&frame) {
+            return false;
+        }
+        let is_video = frame.codec.is_video();
+        // Every AAC/Opus frame decodes on its own: always a sync sample, whatever the flag.
+        frame.keyframe |= !is_video;
+        match self.segmenter.decide(is_video, frame.keyframe, frame.dts) {
+            Decision::Drop => false,
+            Decision::Start => {
+                self.open_segment(frame.dts, wallclock_unix_ms);
+                self.add_frame(frame, false);
+                false
+            }
+            Decision::Append => {
+                // Audio that predates the timeline origin (it arrived late) has no place in it.
+                if !is_video && self.origin.is_some_and(|o| frame.dts < o) {
+                    return false;
+                }
+                self.add_frame(frame, false);
+                false
+            }
+            Decision::Cut => {
+                let start = frame.dts;
+                // The leading track's last sample gets its duration from this frame and goes
+                // into the segment being closed; this frame opens the next one.
+                self.add_frame(frame, true);
+                let published = self.close_segment();
+                self.open_segment(start, wallclock_unix_ms);
+                published
+            }
+        }
+    }
+
+    /// Ends the stream: writes the open segment (its last samples keep the previous sample's
+    /// duration) and adds EXT-X-ENDLIST. Later frames are ignored. The wall-clock time is not
+    /// needed by the playlist today; it is taken for symmetry with [`HlsStream::push`].
+    pub fn end(&mut self, _wallclock_unix_ms: i64) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let origin = self.origin.unwrap_or(0);
+        self.video.flush_pending(origin);
+        self.audio.flush_pending(origin);
+        self.close_segment();
+        self.segmenter.reset();
+        self.files.end();
+    }
+
+    /// The media playlist, once a segment exists. Rendered only when it changes.
+    pub fn playlist(&self) -> Option<Bytes> {
+        self.files.playlist()
+    }
+
+    /// An init or media segment by file name (`{prefix}-init-{n}.mp4`, `{prefix}-{msn}.m4s`).
+    /// Segments stay available for a couple of segment durations after leaving the playlist.
+    pub fn get(&self, name: &str) -> Option<Bytes> {
+        self.files.get(name)
+    }
+
+    /// True when the sender should be asked for a keyframe (RTCP PLI) now: a segment is due,
+    /// parameter sets changed, or the stream still waits for its first keyframe.
+    pub fn wants_keyframe(&self) -> bool {
+        !self.ended && self.segmenter.wants_keyframe()
+    }
+
+    /// EXT-X-MEDIA-SEQUENCE: the sequence number of the first listed segment.
+    pub fn media_sequence(&self) -> u64 {
+        self.files.media_sequence()
+    }
+
+    /// The sequence number the next completed segment will get.
+    pub fn next_media_sequence(&self) -> u64 {
+        self.next_msn
+    }
+
+    /// EXT-X-TARGETDURATION (seconds), constant for the stream.
+    pub fn target_duration(&self) -> u32 {
+        self.target_duration
+    }
+
+    /// True once [`HlsStream::end`] was called.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The RFC 6381 CODECS value of the current tracks (`avc1.42c01f,opus`), once known.
+    pub fn codecs(&self) -> Option<String> {
+        let video = self.video_ps.as_ref().map(ParameterSets::codec_string);
+        let audio = self.audio_codec.as_ref().map(TrackCodec::codec_string);
+        match (video, audio) {
+            (Some(v), Some(a)) if self.segmenter.video_led() => Some(format!("{v},{a}")),
+            (Some(v), _) if self.segmenter.video_led() => Some(v),
+            (_, Some(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Coded width and height of the current video, once known.
+    pub fn resolution(&self) -> Option<(u32, u32)> {
+        self.video_ps
+            .as_ref()
+            .map(|ps| (ps.info.width, ps.info.height))
+    }
+
+    /// Frame rate signalled in the SPS VUI, if any.
+    pub fn frame_rate(&self) -> Option<f64> {
+        self.video_ps.as_ref().and_then(|ps| ps.info.frame_rate)
+    }
+
+    /// Peak and average bit rate over the listed segments.
+    pub fn bandwidth(&self) -> Option<Bandwidth> {
+        self.files.bandwidth()
+    }
+
+    fn accepts(&self, frame: &Frame) -> bool {
+        match frame.codec {
+            Codec::H264 => self.video_ps.is_some() || self.next_video_ps.is_some(),
+            // Only the active codec: the track of a queued one is not in the current init.
+            Codec::Opus | Codec::Aac => {
+                matches!(
+                    (&self.audio_codec, frame.codec),
+                    (Some(TrackCodec::Opus { .. }), Codec::Opus)
+                        | (Some(TrackCodec::Aac { .. }), Codec::Aac)
+                )
+            }
+        }
+    }
+
+    fn leading(&mut self) -> &mut TrackState {
+        if self.segmenter.video_led() {
+            &mut self.video
+        } else {
+            &mut self.audio
+        }
+    }
+
+    /// Hands a frame to its track. `cutting`: this frame starts the next segment.
+    fn add_frame(&mut self, frame: Frame, cutting: bool) {
+        let origin = self.origin.unwrap_or(frame.dts);
+        let is_leading = frame.codec.is_video() == self.segmenter.video_led();
+        let track = if frame.codec.is_video() {
+            &mut self.video
+        } else {
+            &mut self.audio
+        };
+        let brk = track.push(frame, origin);
+        if is_leading && brk != TimelineBreak::None {
+            // The leading track's clock jumped: the segment after the jump is marked as a
+            // discontinuity and re-anchors the timeline; cut at the next cut point for it.
+            self.pending_discontinuity = true;
+            self.timeline_break = true;
+            if !cutting {
+                self.segmenter.request_cut();
+            }
+        }
+    }
+
+    fn open_segment(&mut self, start_dts: i64, wallclock_ms: i64) {
+        if let Some(ps) = self.next_video_ps.take() {
+            self.video_ps = Some(ps);
+            self.init_dirty = true;
+        }
+        if let Some(codec) = self.next_audio_codec.take() {
+            let (timescale, frame) = audio_timing(&codec);
+            self.audio.reconfigure(timescale, frame);
+            self.audio_codec = Some(codec);
+            self.init_dirty = true;
+        }
+        if self.init_dirty || self.files.latest_init().is_none() {
+            if self.next_msn > 0 {
+                self.pending_discontinuity = true;
+            }
+            self.write_init();
+        }
+        if self.origin.is_none() {
+            self.origin = Some(start_dts);
+        } else if std::mem::take(&mut self.timeline_break) {
+            // Keep the fMP4 timeline monotonic across the clock jump: the new segment starts
+            // where the previous one ended, whatever its frames' clock says.
+            let end = self.leading().last_end_ticks();
+            self.origin = Some(start_dts.saturating_sub(end));
+        }
+        let init_seq = self.files.latest_init().unwrap_or(0);
+        self.open = Some(OpenSegment {
+            wallclock_ms,
+            discontinuity: std::mem::take(&mut self.pending_discontinuity),
+            init_seq,
+        });
+    }
+
+    fn write_init(&mut self) {
+        let mut tracks = Vec::with_capacity(2);
+        if self.segmenter.video_led() {
+            if let Some(ps) = &self.video_ps {
+                tracks.push(TrackSpec {
+                    track_id: VIDEO_TRACK_ID,
+                    timescale: CLOCK_RATE,
+                    codec: TrackCodec::H264(ps.clone()),
+                });
+            }
+        }
+        if let Some(codec) = &self.audio_codec {
+            tracks.push(TrackSpec {
+                track_id: AUDIO_TRACK_ID,
+                timescale: self.audio.timescale,
+                codec: codec.clone(),
+            });
+        }
+        let seq = self.next_init_seq;
+        self.next_init_seq = self.next_init_seq.wrapping_add(1);
+        let name = format!("{}-init-{seq}.mp4", self.prefix);
+        self.files.add_init(seq, name, init_segment(&tracks));
+        self.init_dirty = false;
+    }
+
+    /// Writes the open segment's samples as a media segment and publishes it. Returns false
+    /// when there was nothing to write.
+    fn close_segment(&mut self) -> bool {
+        let Some(open) = self.open.take() else {
+            return false;
+        };
+        let origin = self.origin.unwrap_or(0);
+        let empty = TrackFragment {
+            track_id: 0,
+            base_media_decode_time: 0,
+            samples: &[],
+        };
+        let mut fragments = [empty; 2];
+        let mut n = 0;
+        for track in [&self.video, &self.audio] {
+            if let Some(fragment) = track.fragment(origin) {
+                fragments[n] = fragment;
+                n += 1;
+            }
+        }
+        let duration = {
+            let leading = if self.segmenter.video_led() {
+                &self.video
+            } else {
+                &self.audio
+            };
+            leading.segment_seconds()
+        };
+        if n == 0 {
+            return false;
+        }
+        let msn = self.next_msn;
+        self.next_msn += 1;
+        // mfhd sequence numbers start at 1 and only need to increase (they wrap after 2^32).
+        let sequence_number = (msn.wrapping_add(1) & 0xffff_ffff) as u32;
+        let data = media_segment(sequence_number, &fragments[..n]);
+        self.video.clear_segment(origin);
+        self.audio.clear_segment(origin);
+        self.files.publish(NewSegment {
+            msn,
+            name: format!("{}-{msn}.m4s", self.prefix),
+            data,
+            duration,
+            wallclock_ms: open.wallclock_ms,
+            discontinuity: open.discontinuity,
+            init_seq: open.init_seq,
+        });
+        true
+    }
+}
+
+/// Timescale and usual frame duration of an audio track.
+fn audio_timing(codec: &TrackCodec) -> (u32, u32) {
+    match codec {
+        // Opus always decodes at 48 kHz (RFC 7587 uses that clock too); WebRTC sends 20 ms.
+        TrackCodec::Opus { .. } => (48_000, 960),
+        // AAC-LC frames are 1024 samples.
+        TrackCodec::Aac { sample_rate, .. } => ((*sample_rate).max(1), 1024),
+        TrackCodec::H264(_) => (CLOCK_RATE, CLOCK_RATE / 30),
+    }
+}

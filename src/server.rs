@@ -1,0 +1,104 @@
+//! Starting and stopping the whole gateway: the hub, WHIP ingest and the HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::http::{app, AppState};
+use crate::hub::{Hub, StreamSettings};
+use crate::ingest::Ingest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+pub struct Server {
+    http_addr: SocketAddr,
+    ingest: Ingest,
+    stop_tx: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Binds the HTTP listener and starts serving; returns once the socket is bound.
+pub async fn start(config: Config) -> Result<Server, ServerError> {
+    let config = Arc::new(config);
+    let hub = Arc::new(Hub::new(StreamSettings {
+        segment_target: config.segment_duration(),
+        hls_window: config.hls.window,
+        flv_queue: config.flv.viewer_queue,
+    }));
+    let ingest = Ingest::new(config.clone(), hub.clone());
+    let state = AppState {
+        config: config.clone(),
+        hub: hub.clone(),
+        ingest: ingest.clone(),
+    };
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.http.listen,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.http.listen,
+        source,
+    })?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            hub.sweep();
+        }
+    });
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+        sweeper.abort();
+    });
+    tracing::info!(%http_addr, "castgate listening");
+    Ok(Server {
+        http_addr,
+        ingest,
+        stop_tx,
+        task,
+    })
+}
+
+impl Server {
+    /// The address the HTTP server is bound to (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Ends every publish (so FLV responses finish), then stops the HTTP server.
+    pub async fn shutdown(self) {
+        self.ingest.close_all();
+        let _ = self.stop_tx.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
