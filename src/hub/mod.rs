@@ -72,6 +72,20 @@ impl Hub {
         }
     }
 
+    /// Drops a claim that never became a publish (its offer was refused): unlike
+    /// [`Hub::release`], nothing of it stays readable.
+    pub fn discard(&self, stream: &Arc<Stream>) {
+        stream.end();
+        let mut streams = self.lock();
+        if streams
+            .live
+            .get(stream.name())
+            .is_some_and(|s| Arc::ptr_eq(s, stream))
+        {
+            streams.live.remove(stream.name());
+        }
+    }
+
     /// The live stream called `name`.
     pub fn live(&self, name: &str) -> Option<Arc<Stream>> {
         self.lock().live.get(name).cloned()
@@ -153,6 +167,13 @@ mod tests {
         assert!(
             hub.live_or_recent("cam").is_some(),
             "ended stream stays readable"
+        );
+        let second = hub.claim("cam").unwrap();
+        hub.discard(&second);
+        assert!(hub.live("cam").is_none());
+        assert!(
+            hub.live_or_recent("cam").is_none(),
+            "a discarded claim leaves nothing readable behind"
         );
         let second = hub.claim("cam").unwrap();
         assert!(!Arc::ptr_eq(&first, &second));

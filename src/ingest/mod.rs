@@ -118,7 +118,7 @@ impl Ingest {
                 })
             }
             Err(e) => {
-                session.close("offer refused");
+                session.abandon();
                 Err(e)
             }
         }

@@ -2,7 +2,7 @@
 //! (DELETE, ICE/DTLS failure, or no media for too long), which releases everything once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use tokio::sync::{watch, Notify};
@@ -28,7 +28,6 @@ pub struct Session {
     closed_tx: watch::Sender<bool>,
     gathered: Notify,
     gathering_done: AtomicBool,
-    close_reason: Mutex<Option<&'static str>>,
 }
 
 impl Session {
@@ -45,7 +44,6 @@ impl Session {
             closed_tx: watch::channel(false).0,
             gathered: Notify::new(),
             gathering_done: AtomicBool::new(false),
-            close_reason: Mutex::new(None),
         }
     }
 
@@ -109,12 +107,24 @@ impl Session {
     /// Ends the session: the stream ends at once (playlist gets ENDLIST, FLV viewers finish),
     /// the name is free again, and the peer connection is closed in the background.
     pub fn close(&self, reason: &'static str) {
+        self.shutdown(reason, false);
+    }
+
+    /// Undoes a publish whose offer was refused: no trace of it stays in the hub.
+    pub(super) fn abandon(&self) {
+        self.shutdown("offer refused", true);
+    }
+
+    fn shutdown(&self, reason: &'static str, abandon: bool) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        *self.close_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         tracing::info!(stream = self.stream.name(), session = %self.id, reason, "publish ended");
-        self.shared.hub.release(&self.stream);
+        if abandon {
+            self.shared.hub.discard(&self.stream);
+        } else {
+            self.shared.hub.release(&self.stream);
+        }
         self.shared.remove_session(&self.id);
         let _ = self.closed_tx.send(true);
         if let Some(pc) = self.pc.get().cloned() {

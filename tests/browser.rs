@@ -1,0 +1,319 @@
+//! A real browser end to end: headless Chromium publishes its fake camera and microphone over
+//! WHIP from a page on another origin (so CORS is exercised); the HLS and HTTP-FLV outputs are
+//! checked with ffprobe.
+//!
+//! Chromium offers no loopback ICE candidates, so media must flow over non-loopback addresses.
+//! This test therefore runs only inside a private network namespace made by
+//! `../shared/tools/netns-run` (veth addresses 10.213.0.1 and 10.213.0.2, nothing routed out);
+//! anywhere else it skips, or fails with `CASTGATE_REQUIRE_BROWSER=1`. scripts/test.sh runs it.
+
+#[path = "browser/support.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use castgate::config::Config;
+use support::{HlsCapture, Namespace, PageServer};
+
+const STREAM: &str = "browsercam";
+/// How long the page publishes after it is connected, before it DELETEs its WHIP resource.
+const PUBLISH_SECS: u64 = 8;
+/// How long the HTTP-FLV response is read.
+const FLV_READ: Duration = Duration::from_secs(4);
+/// The fake camera runs at 30 fps; the encoder may drop some frames when the two shared CPU
+/// cores are busy, so the outputs must carry at least this rate over their measured duration.
+const MIN_FPS: f64 = 20.0;
+/// Bound on the whole test: it normally takes well under half of this.
+const TEST_LIMIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_fake_camera_publishes_h264_over_whip_to_hls_and_flv() {
+    let Some(ns) = support::namespace_or_skip() else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let started = Instant::now();
+    tokio::time::timeout(TEST_LIMIT, run(ns))
+        .await
+        .unwrap_or_else(|_| panic!("browser test did not finish within {TEST_LIMIT:?}"));
+    eprintln!(
+        "browser test passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// On failure (panic or timeout) prints what the page reported and the end of Chromium's log.
+struct Diagnostics<'a> {
+    page: &'a PageServer,
+    chromium_log: PathBuf,
+    passed: bool,
+}
+
+impl Drop for Diagnostics<'_> {
+    fn drop(&mut self) {
+        if self.passed {
+            return;
+        }
+        eprintln!("---- browser test failed; the page reported:");
+        for r in self.page.reports() {
+            eprintln!("  +{} ms {}: {}", r.ms, r.state, r.detail);
+        }
+        eprintln!(
+            "---- last lines of {}:\n{}",
+            self.chromium_log.display(),
+            support::tail(&self.chromium_log, 40)
+        );
+    }
+}
+
+async fn run(ns: Namespace) {
+    let out = output_dir();
+    eprintln!(
+        "browser test in namespace {}; output in {}",
+        ns.name,
+        out.display()
+    );
+
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().expect("loopback addr");
+    config.webrtc.interfaces = ns.ips.clone();
+    config.hls.segment_duration_secs = 1.0;
+    let server = castgate::server::start(config)
+        .await
+        .expect("castgate server starts");
+    let gateway = server.http_addr();
+    assert!(
+        gateway.ip().is_loopback(),
+        "gateway bound {gateway}, not loopback"
+    );
+
+    let page = PageServer::start().await;
+    assert_ne!(page.addr, gateway, "the page must come from another origin");
+    let page_url = format!(
+        "http://{}/publish.html?gateway=http://{gateway}&stream={STREAM}&seconds={PUBLISH_SECS}",
+        page.addr
+    );
+    let chromium_log = out.join("chromium-stderr.log");
+    let mut diagnostics = Diagnostics {
+        page: &page,
+        chromium_log: chromium_log.clone(),
+        passed: false,
+    };
+
+    let profile = out.join("chromium-profile");
+    let launched = Instant::now();
+    let mut chromium = support::launch_chromium(&ns.chromium, &profile, &chromium_log, &page_url);
+    eprintln!("chromium pid {} opened {page_url}", chromium.id());
+
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("reqwest client");
+    let api = format!("http://{gateway}/api/streams");
+
+    // 1. The page publishes and the gateway reports the stream live.
+    let info = wait_until("the stream to be live", Duration::from_secs(15), || async {
+        fail_on_page_error(&page);
+        stream_info(&http, &api)
+            .await
+            .filter(|s| s["state"] == "live")
+    })
+    .await;
+    eprintln!(
+        "live {:.1} s after launching chromium: {info}",
+        launched.elapsed().as_secs_f64()
+    );
+    let answer = page
+        .last("answer")
+        .expect("the page reported the WHIP answer");
+    for candidate in answer
+        .detail
+        .split(" ; ")
+        .filter(|c| c.contains("candidate:"))
+    {
+        assert!(
+            ns.ips
+                .iter()
+                .any(|ip| candidate.contains(&format!(" {ip} "))),
+            "answer candidate outside the namespace's veth addresses: {candidate}"
+        );
+    }
+    assert!(
+        !answer.detail.starts_with("0 candidates"),
+        "the WHIP answer carries no candidates"
+    );
+
+    // 2. HLS is collected in the background (every segment as it appears) while FLV is read.
+    let hls_task = tokio::spawn(support::collect_hls(
+        http.clone(),
+        format!("http://{gateway}/hls/{STREAM}/index.m3u8"),
+        Duration::from_secs(PUBLISH_SECS + 20),
+    ));
+    let flv = support::read_for(
+        &http,
+        &format!("http://{gateway}/flv/{STREAM}.flv"),
+        FLV_READ,
+    )
+    .await;
+
+    // 3. The page ends its publish with DELETE: the stream leaves the list, HLS gets ENDLIST.
+    wait_until(
+        "the page's DELETE to end the stream",
+        Duration::from_secs(PUBLISH_SECS + 15),
+        || async {
+            fail_on_page_error(&page);
+            stream_info(&http, &api).await.is_none().then_some(())
+        },
+    )
+    .await;
+    let hls: HlsCapture = tokio::time::timeout(Duration::from_secs(15), hls_task)
+        .await
+        .expect("HLS collection finished")
+        .expect("HLS collection did not panic");
+    let done = page
+        .last("done")
+        .expect("the page reported the end of its publish");
+    assert!(
+        done.detail.starts_with('2'),
+        "DELETE of the WHIP resource answered {}",
+        done.detail
+    );
+    assert!(
+        chromium.running(),
+        "chromium exited by itself; see {}",
+        chromium_log.display()
+    );
+    drop(chromium);
+
+    // 4. Both outputs decode as 640x360 H.264 with plausible frame counts.
+    check_flv(&flv, &out.join("browser.flv"));
+    check_hls(&hls, &out.join("browser-hls.mp4"));
+
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("gateway shuts down within 10 s");
+    diagnostics.passed = true;
+    drop(diagnostics);
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+fn check_flv(flv: &[u8], file: &Path) {
+    std::fs::write(file, flv).expect("write FLV");
+    let timestamps = support::flv_video_timestamps(flv);
+    let (Some(first), Some(last)) = (timestamps.first(), timestamps.last()) else {
+        panic!("no video tags in {} bytes of FLV", flv.len());
+    };
+    let duration = f64::from(last.saturating_sub(*first)) / 1000.0;
+    let probe = support::probe_video(file);
+    eprintln!(
+        "FLV: {} bytes, {} video tags over {duration:.2} s, ffprobe {probe:?}",
+        flv.len(),
+        timestamps.len()
+    );
+    assert_eq!(
+        (probe.codec.as_str(), probe.width, probe.height),
+        ("h264", 640, 360),
+        "FLV video"
+    );
+    // Read for 4 s of wall time (plus the cached GOP it starts with).
+    assert!(duration >= 3.0, "FLV covers only {duration:.2} s of video");
+    let min_frames = (MIN_FPS * duration).floor().max(60.0) as u64;
+    assert!(
+        probe.frames >= min_frames,
+        "FLV: {} frames decoded over {duration:.2} s, expected at least {min_frames}",
+        probe.frames
+    );
+}
+
+fn check_hls(hls: &HlsCapture, file: &Path) {
+    assert!(hls.ended, "the playlist never got #EXT-X-ENDLIST");
+    assert!(
+        hls.init.is_some(),
+        "the playlist never named an init segment (#EXT-X-MAP)"
+    );
+    let sequences: Vec<u64> = hls.segments.keys().copied().collect();
+    assert!(
+        sequences.windows(2).all(|w| w[1] == w[0] + 1),
+        "media sequence numbers have gaps: {sequences:?}"
+    );
+    std::fs::write(file, hls.concatenated()).expect("write HLS");
+    let duration = hls.duration_secs();
+    let probe = support::probe_video(file);
+    eprintln!(
+        "HLS: {} segments (sequence {sequences:?}), {duration:.2} s by EXTINF, {} playlists read, \
+         ffprobe {probe:?}",
+        hls.segments.len(),
+        hls.playlists
+    );
+    assert_eq!(
+        (probe.codec.as_str(), probe.width, probe.height),
+        ("h264", 640, 360),
+        "HLS video"
+    );
+    // The page published for PUBLISH_SECS; the first segment may be short of it by the time to
+    // the first keyframe and the last by the DELETE.
+    assert!(
+        duration >= PUBLISH_SECS as f64 / 2.0,
+        "HLS covers only {duration:.2} s"
+    );
+    let min_frames = (MIN_FPS * duration).floor() as u64;
+    assert!(
+        probe.frames >= min_frames,
+        "HLS: {} frames decoded over {duration:.2} s of EXTINF, expected at least {min_frames}",
+        probe.frames
+    );
+}
+
+/// Fails at once when the page reported an error, instead of waiting for a timeout.
+fn fail_on_page_error(page: &PageServer) {
+    if let Some(error) = page.last("error") {
+        panic!("the publisher page failed: {}", error.detail);
+    }
+}
+
+/// Our stream's entry in `GET /api/streams`, or `None` when it is not listed.
+async fn stream_info(http: &reqwest::Client, api: &str) -> Option<serde_json::Value> {
+    let (status, body) = support::http_get(http, api).await;
+    assert_eq!(status, 200, "GET {api}");
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{api} is not JSON ({e}): {body:?}"));
+    json["streams"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{api} has no `streams` array: {json}"))
+        .iter()
+        .find(|s| s["name"] == STREAM)
+        .cloned()
+}
+
+/// Polls `check` every 200 ms until it yields `Some`, failing after `limit`.
+async fn wait_until<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A fresh directory for this run's files, kept after a failure for inspection.
+fn output_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("browser-output")
+        .join(format!("run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create output dir");
+    dir
+}

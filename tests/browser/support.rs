@@ -1,0 +1,448 @@
+//! Helpers for the browser test: the network-namespace gate, a process guard for Chromium, the
+//! page server (another origin), HLS collection, a minimal FLV tag walker and ffprobe.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+
+/// Where the test may run: inside a namespace made by `netns-run`, with both veth addresses.
+pub struct Namespace {
+    pub name: String,
+    pub ips: Vec<IpAddr>,
+    pub chromium: PathBuf,
+}
+
+/// Decides whether the browser test may run here. It gathers real (non-loopback) ICE
+/// candidates, so it is only allowed inside a private namespace made by `netns-run`; anywhere
+/// else it skips with a message, or fails when `CASTGATE_REQUIRE_BROWSER=1` (as in CI).
+pub fn namespace_or_skip() -> Option<Namespace> {
+    let required = std::env::var("CASTGATE_REQUIRE_BROWSER").as_deref() == Ok("1");
+    match check_namespace() {
+        Ok(ns) => Some(ns),
+        Err(why) if required => {
+            panic!("browser test cannot run (CASTGATE_REQUIRE_BROWSER=1): {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "SKIPPED browser test: {why}. It only runs inside a private network namespace: \
+                 `../shared/tools/netns-run env CASTGATE_REQUIRE_BROWSER=1 cargo test --test \
+                 browser -- --nocapture` (scripts/test.sh does this)."
+            );
+            None
+        }
+    }
+}
+
+fn check_namespace() -> Result<Namespace, String> {
+    let name = std::env::var("NETNS_NAME")
+        .map_err(|_| "not inside a netns-run namespace (NETNS_NAME is unset)".to_string())?;
+    let mut ips = Vec::new();
+    for var in ["NETNS_IP_A", "NETNS_IP_B"] {
+        let value = std::env::var(var).map_err(|_| format!("{var} is unset"))?;
+        let ip: IpAddr = value
+            .parse()
+            .map_err(|_| format!("{var}={value:?} is not an IP address"))?;
+        if ip.is_loopback() || ip.is_unspecified() {
+            return Err(format!("{var}={ip} is not a veth address"));
+        }
+        // Binding proves the address is assigned in this namespace: a stray NETNS_NAME on the
+        // host does not let the test near real interfaces.
+        UdpSocket::bind((ip, 0))
+            .map_err(|e| format!("{var}={ip} is not an address of this namespace ({e})"))?;
+        ips.push(ip);
+    }
+    let chromium = PathBuf::from(
+        std::env::var("CASTGATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string()),
+    );
+    if !chromium.exists() {
+        return Err(format!(
+            "{} not found (Debian: apt-get install chromium)",
+            chromium.display()
+        ));
+    }
+    let ffprobe_ok = Command::new("ffprobe")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ffprobe_ok {
+        return Err("ffprobe not found (Debian: apt-get install ffmpeg)".to_string());
+    }
+    Ok(Namespace {
+        name,
+        ips,
+        chromium,
+    })
+}
+
+/// A child process started in its own process group; dropping this kills the whole group
+/// (Chromium forks zygote, renderer, GPU and utility processes) and reaps the leader.
+pub struct ProcessGroup {
+    child: Child,
+}
+
+impl ProcessGroup {
+    pub fn spawn(mut command: Command) -> std::io::Result<ProcessGroup> {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+        Ok(ProcessGroup {
+            child: command.spawn()?,
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Still running?
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // The group id is the leader's pid (process_group(0)); only our own processes are in it.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Launches headless Chromium on `url` with a fake camera and microphone, a fresh profile in
+/// `profile` and stderr written to `log`.
+pub fn launch_chromium(chromium: &Path, profile: &Path, log: &Path, url: &str) -> ProcessGroup {
+    let stderr = std::fs::File::create(log).expect("create chromium log");
+    let mut command = Command::new(chromium);
+    command
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-proxy-server",
+            // The fake camera runs at 20 fps unless told otherwise.
+            "--use-fake-device-for-media-stream=fps=30",
+            "--use-fake-ui-for-media-stream",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    ProcessGroup::spawn(command)
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()))
+}
+
+/// One progress report POSTed by the publisher page.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct PageReport {
+    pub state: String,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default)]
+    pub ms: u64,
+}
+
+/// Serves the publisher page on its own port (a different origin from the gateway) and
+/// collects what the page reports. Stops serving when dropped.
+pub struct PageServer {
+    pub addr: SocketAddr,
+    reports: Arc<Mutex<Vec<PageReport>>>,
+    task: JoinHandle<()>,
+}
+
+impl PageServer {
+    pub async fn start() -> PageServer {
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let sink = reports.clone();
+        let router = Router::new()
+            .route(
+                "/publish.html",
+                get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                        include_str!("publish.html"),
+                    )
+                }),
+            )
+            .route(
+                "/publish.js",
+                get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                        include_str!("publish.js"),
+                    )
+                }),
+            )
+            .route(
+                "/report",
+                post(move |body: String| async move {
+                    match serde_json::from_str::<PageReport>(&body) {
+                        Ok(report) => {
+                            eprintln!(
+                                "[page +{} ms] {}: {}",
+                                report.ms, report.state, report.detail
+                            );
+                            sink.lock().unwrap_or_else(|e| e.into_inner()).push(report);
+                            StatusCode::NO_CONTENT
+                        }
+                        Err(_) => StatusCode::BAD_REQUEST,
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind page server");
+        let addr = listener.local_addr().expect("page server addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        PageServer {
+            addr,
+            reports,
+            task,
+        }
+    }
+
+    pub fn reports(&self) -> Vec<PageReport> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The last report in `state`, if any.
+    pub fn last(&self, state: &str) -> Option<PageReport> {
+        self.reports().into_iter().rev().find(|r| r.state == state)
+    }
+}
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Everything fetched from one HLS stream: the init segment and every media segment seen, by
+/// media sequence number, with its `#EXTINF` duration.
+#[derive(Debug, Default)]
+pub struct HlsCapture {
+    pub init: Option<(String, Bytes)>,
+    pub segments: BTreeMap<u64, (String, f64, Bytes)>,
+    pub ended: bool,
+    pub playlists: usize,
+}
+
+impl HlsCapture {
+    pub fn duration_secs(&self) -> f64 {
+        self.segments.values().map(|(_, d, _)| d).sum()
+    }
+
+    /// Init segment then media segments in order: one playable fragmented MP4.
+    pub fn concatenated(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some((_, init)) = &self.init {
+            out.extend_from_slice(init);
+        }
+        for (_, _, data) in self.segments.values() {
+            out.extend_from_slice(data);
+        }
+        out
+    }
+}
+
+/// Polls the playlist at `playlist_url` every 300 ms and fetches each new segment at once, until
+/// the playlist carries `#EXT-X-ENDLIST` or `limit` passes.
+pub async fn collect_hls(
+    http: reqwest::Client,
+    playlist_url: String,
+    limit: Duration,
+) -> HlsCapture {
+    let base = reqwest::Url::parse(&playlist_url).expect("playlist URL");
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut capture = HlsCapture::default();
+    while tokio::time::Instant::now() < deadline {
+        let (status, body) = http_get(&http, base.as_str()).await;
+        if status == 404 {
+            // No segment yet.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        }
+        assert_eq!(status, 200, "GET {base}");
+        capture.playlists += 1;
+        let playlist = m3u8_rs::parse_media_playlist_res(&body).unwrap_or_else(|e| {
+            panic!(
+                "playlist does not parse ({e:?}):\n{}",
+                String::from_utf8_lossy(&body)
+            )
+        });
+        for (i, segment) in playlist.segments.iter().enumerate() {
+            if let Some(map) = &segment.map {
+                match &capture.init {
+                    Some((uri, _)) => assert_eq!(uri, &map.uri, "init segment changed mid-publish"),
+                    None => {
+                        let data = fetch(&http, &base, &map.uri).await;
+                        capture.init = Some((map.uri.clone(), data));
+                    }
+                }
+            }
+            let sequence = playlist.media_sequence + i as u64;
+            if !capture.segments.contains_key(&sequence) {
+                let data = fetch(&http, &base, &segment.uri).await;
+                capture.segments.insert(
+                    sequence,
+                    (segment.uri.clone(), f64::from(segment.duration), data),
+                );
+            }
+        }
+        if playlist.end_list {
+            capture.ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    capture
+}
+
+async fn fetch(http: &reqwest::Client, base: &reqwest::Url, uri: &str) -> Bytes {
+    let url = base
+        .join(uri)
+        .unwrap_or_else(|e| panic!("bad URI {uri:?}: {e}"));
+    let (status, body) = http_get(http, url.as_str()).await;
+    assert_eq!(status, 200, "GET {url}");
+    assert!(!body.is_empty(), "GET {url}: empty body");
+    body
+}
+
+/// GET with a short timeout: status and body.
+pub async fn http_get(http: &reqwest::Client, url: &str) -> (u16, Bytes) {
+    let response = http
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} body: {e}"));
+    (status, body)
+}
+
+/// Reads a long HTTP response for `duration`, returning what arrived (the response may also
+/// end earlier).
+pub async fn read_for(http: &reqwest::Client, url: &str, duration: Duration) -> Vec<u8> {
+    let mut response = http
+        .get(url)
+        .timeout(duration + Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(response.status().as_u16(), 200, "GET {url}");
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut body = Vec::new();
+    while let Ok(chunk) = tokio::time::timeout_at(deadline, response.chunk()).await {
+        match chunk {
+            Ok(Some(bytes)) => body.extend_from_slice(&bytes),
+            Ok(None) => break,
+            Err(e) => panic!("GET {url}: body failed after {} bytes: {e}", body.len()),
+        }
+    }
+    body
+}
+
+/// Timestamps (ms) of the video tags of an FLV byte stream (E.4.1 of the FLV spec v10.1:
+/// 9-byte header, then PreviousTagSize + tag repeated); a truncated last tag is ignored.
+pub fn flv_video_timestamps(flv: &[u8]) -> Vec<u32> {
+    let mut out = Vec::new();
+    if flv.len() < 9 || &flv[..3] != b"FLV" {
+        return out;
+    }
+    let header_len = u32::from_be_bytes([flv[5], flv[6], flv[7], flv[8]]) as usize;
+    let mut pos = header_len + 4; // skip PreviousTagSize0
+    while let Some(tag) = flv.get(pos..pos + 11) {
+        let size = u32::from_be_bytes([0, tag[1], tag[2], tag[3]]) as usize;
+        let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
+        let end = pos + 11 + size;
+        if end > flv.len() {
+            break;
+        }
+        // Tag type 9 = video; skip the AVC sequence header (AVCPacketType 0 in byte 1).
+        if tag[0] & 0x1f == 9 && flv.get(pos + 12) == Some(&1) {
+            out.push(ts);
+        }
+        pos = end + 4;
+    }
+    out
+}
+
+/// Codec, size and decoded frame count of the first video stream of a file.
+#[derive(Debug)]
+pub struct VideoProbe {
+    pub codec: String,
+    pub width: u64,
+    pub height: u64,
+    pub frames: u64,
+}
+
+pub fn probe_video(file: &Path) -> VideoProbe {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        output.status.success(),
+        "ffprobe {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ffprobe JSON");
+    let stream = &json["streams"][0];
+    VideoProbe {
+        codec: stream["codec_name"].as_str().unwrap_or("").to_string(),
+        width: stream["width"].as_u64().unwrap_or(0),
+        height: stream["height"].as_u64().unwrap_or(0),
+        frames: stream["nb_read_frames"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+/// The last `lines` lines of a text file (for failure messages).
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,16 @@
+//! castgate end to end over loopback: a real WHIP publisher (webrtc-rs) into the gateway,
+//! HLS and HTTP-FLV out, checked with ffprobe; plus hostile requests against the HTTP API.
+//!
+//! One integration-test crate (one link); the modules live under `tests/gateway/`.
+
+#[path = "gateway/support.rs"]
+mod support;
+
+#[path = "gateway/e2e.rs"]
+mod e2e;
+
+#[path = "gateway/hostile.rs"]
+mod hostile;
+
+#[path = "gateway/client_loopback.rs"]
+mod client_loopback;

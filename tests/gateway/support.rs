@@ -1,0 +1,297 @@
+//! Helpers shared by the gateway tests: a loopback-only server, HTTP clients (reqwest and a raw
+//! HTTP/1.1 one that sends paths untouched), bounded polling, and ffprobe.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use castgate::config::Config;
+use castgate::server::Server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Logs go to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=debug`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// The media tests need ffmpeg (fixtures) and ffprobe (checking the output); CI installs both.
+pub fn require_media_tools() {
+    for tool in ["ffmpeg", "ffprobe"] {
+        let ok = Command::new(tool)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            ok,
+            "`{tool}` is required by the gateway tests but could not be run; \
+             install it (Debian/Ubuntu: apt-get install ffmpeg)"
+        );
+    }
+}
+
+/// Where fixtures are cached between runs (Cargo's scratch dir for integration tests).
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures")
+}
+
+/// A fresh scratch directory for one test's output files (kept for inspection after a failure).
+pub fn output_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("gateway-output")
+        .join(format!("{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create output dir");
+    dir
+}
+
+/// Defaults, except: loopback only (HTTP on an ephemeral port, ICE on 127.0.0.1) and 1 s HLS
+/// segments so a few seconds of media make several of them.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().expect("loopback addr");
+    config.webrtc.interfaces = vec!["127.0.0.1".parse().expect("loopback ip")];
+    config.hls.segment_duration_secs = 1.0;
+    config
+}
+
+/// An HTTP client that never goes through a proxy (the tests only talk to 127.0.0.1).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("build reqwest client")
+}
+
+pub struct TestServer {
+    server: Server,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(test_config()).await
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        let server = castgate::server::start(config)
+            .await
+            .expect("castgate server starts");
+        let addr = server.http_addr();
+        assert!(addr.ip().is_loopback(), "server bound {addr}, not loopback");
+        TestServer {
+            server,
+            addr,
+            http: http_client(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// GET `path` (short timeout), returning status and body.
+    pub async fn get(&self, path: &str) -> (u16, bytes::Bytes) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} body: {e}"));
+        (status, body)
+    }
+
+    /// The `state` of stream `name` in `GET /api/streams`, or `None` if it is not listed.
+    pub async fn stream_state(&self, name: &str) -> Option<String> {
+        let (status, body) = self.get("/api/streams").await;
+        assert_eq!(status, 200, "GET /api/streams");
+        let json: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("/api/streams is not JSON ({e}): {body:?}"));
+        let streams = json["streams"]
+            .as_array()
+            .unwrap_or_else(|| panic!("/api/streams has no `streams` array: {json}"));
+        streams
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["state"].as_str().unwrap_or("").to_string())
+    }
+
+    pub async fn shutdown(self) {
+        tokio::time::timeout(Duration::from_secs(10), self.server.shutdown())
+            .await
+            .expect("server shuts down within 10 s");
+    }
+}
+
+/// Polls `check` every 100 ms until it yields `Some`, failing the test after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A response read by [`raw_request`]: the status and the header block.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+}
+
+/// Sends one HTTP/1.1 request with `target` written exactly as given (no normalisation of
+/// `..` or percent-escapes, unlike URL libraries), and reads the status line and headers.
+pub async fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let mut request =
+            format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() || matches!(method, "POST" | "PATCH" | "PUT") {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        // A server may answer (413) and close before reading a large body; that is fine.
+        let _ = stream.write_all(body).await;
+        let mut response = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read until the end of the header block (or EOF): only the head is needed.
+        while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {target}: no response within 10 s"))
+        .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
+    let text = String::from_utf8_lossy(&response);
+    let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {target}: not an HTTP response: {head:?}"));
+    RawResponse { status, head }
+}
+
+/// Runs ffprobe with `args` on `file` and parses its JSON output.
+pub fn ffprobe_json(args: &[&str], file: &Path) -> serde_json::Value {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        output.status.success(),
+        "ffprobe {args:?} {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("ffprobe JSON")
+}
+
+/// Codec, size and decoded frame count of the first video stream of `file`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct VideoProbe {
+    pub codec: String,
+    pub width: u64,
+    pub height: u64,
+    pub frames: u64,
+}
+
+pub fn probe_video(file: &Path) -> VideoProbe {
+    let json = ffprobe_json(
+        &[
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+        ],
+        file,
+    );
+    let stream = &json["streams"][0];
+    VideoProbe {
+        codec: stream["codec_name"].as_str().unwrap_or("").to_string(),
+        width: stream["width"].as_u64().unwrap_or(0),
+        height: stream["height"].as_u64().unwrap_or(0),
+        frames: stream["nb_read_frames"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+/// `key_frame` of every decoded video frame of `file`, in order.
+pub fn video_key_frames(file: &Path) -> Vec<bool> {
+    let json = ffprobe_json(
+        &["-select_streams", "v:0", "-show_entries", "frame=key_frame"],
+        file,
+    );
+    json["frames"]
+        .as_array()
+        .map(|frames| {
+            frames
+                .iter()
+                .map(|f| f["key_frame"].as_i64() == Some(1))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The network rule of these tests: every ICE candidate in `sdp` is a plain 127.0.0.1 host
+/// candidate (no other interface, no mDNS name, no server-reflexive address), and there is one.
+pub fn assert_loopback_candidates(what: &str, sdp: &str) {
+    let candidates: Vec<&str> = sdp
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert!(
+        !candidates.is_empty(),
+        "{what} has no ICE candidate:\n{sdp}"
+    );
+    for c in &candidates {
+        // candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type>
+        let fields: Vec<&str> = c.split_whitespace().collect();
+        assert!(
+            fields.get(4) == Some(&"127.0.0.1") && fields.get(7) == Some(&"host"),
+            "{what} has a candidate that is not a loopback host candidate: {c}"
+        );
+    }
+}
