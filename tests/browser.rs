@@ -28,6 +28,7 @@ const MIN_FPS: f64 = 20.0;
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a network namespace and Chromium: scripts/test.sh runs it inside netns-run"]
 async fn chromium_fake_camera_publishes_h264_over_whip_to_hls_and_flv() {
     let Some(ns) = support::namespace_or_skip() else {
         return;
@@ -46,24 +47,32 @@ async fn chromium_fake_camera_publishes_h264_over_whip_to_hls_and_flv() {
     );
 }
 
-/// On failure (panic or timeout) prints what the page reported and the end of Chromium's log.
+/// Saves the page's SDPs; on failure (panic or timeout) also prints what the page reported and
+/// the end of Chromium's log.
 struct Diagnostics<'a> {
     page: &'a PageServer,
+    out: PathBuf,
     chromium_log: PathBuf,
     passed: bool,
 }
 
 impl Drop for Diagnostics<'_> {
     fn drop(&mut self) {
+        let reports = self.page.reports();
+        // The offer and answer always go to files: they are too long for the log.
+        for r in reports.iter().filter(|r| r.state.ends_with("-sdp")) {
+            let _ = std::fs::write(self.out.join(format!("{}.txt", r.state)), &r.detail);
+        }
         if self.passed {
             return;
         }
         eprintln!("---- browser test failed; the page reported:");
-        for r in self.page.reports() {
+        for r in reports.iter().filter(|r| !r.state.ends_with("-sdp")) {
             eprintln!("  +{} ms {}: {}", r.ms, r.state, r.detail);
         }
         eprintln!(
-            "---- last lines of {}:\n{}",
+            "---- offer and answer SDP in {}; last lines of {}:\n{}",
+            self.out.display(),
             self.chromium_log.display(),
             support::tail(&self.chromium_log, 40)
         );
@@ -100,6 +109,7 @@ async fn run(ns: Namespace) {
     let chromium_log = out.join("chromium-stderr.log");
     let mut diagnostics = Diagnostics {
         page: &page,
+        out: out.clone(),
         chromium_log: chromium_log.clone(),
         passed: false,
     };
@@ -126,6 +136,17 @@ async fn run(ns: Namespace) {
     eprintln!(
         "live {:.1} s after launching chromium: {info}",
         launched.elapsed().as_secs_f64()
+    );
+    assert!(
+        info["video_codec"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("avc1.")),
+        "live stream is not H.264: {info}"
+    );
+    assert_eq!(
+        (&info["width"], &info["height"], &info["audio_codec"]),
+        (&640.into(), &360.into(), &"opus".into()),
+        "live stream: {info}"
     );
     let answer = page
         .last("answer")
@@ -161,12 +182,14 @@ async fn run(ns: Namespace) {
     .await;
 
     // 3. The page ends its publish with DELETE: the stream leaves the list, HLS gets ENDLIST.
-    wait_until(
+    // (The gateway may drop the stream before the page's report of the DELETE arrives.)
+    let done = wait_until(
         "the page's DELETE to end the stream",
         Duration::from_secs(PUBLISH_SECS + 15),
         || async {
             fail_on_page_error(&page);
-            stream_info(&http, &api).await.is_none().then_some(())
+            let done = page.last("done")?;
+            stream_info(&http, &api).await.is_none().then_some(done)
         },
     )
     .await;
@@ -174,9 +197,6 @@ async fn run(ns: Namespace) {
         .await
         .expect("HLS collection finished")
         .expect("HLS collection did not panic");
-    let done = page
-        .last("done")
-        .expect("the page reported the end of its publish");
     assert!(
         done.detail.starts_with('2'),
         "DELETE of the WHIP resource answered {}",
@@ -191,7 +211,7 @@ async fn run(ns: Namespace) {
 
     // 4. Both outputs decode as 640x360 H.264 with plausible frame counts.
     check_flv(&flv, &out.join("browser.flv"));
-    check_hls(&hls, &out.join("browser-hls.mp4"));
+    check_hls(&hls, &out.join("browser-hls.mp4"), frames_encoded(&page));
 
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
         .await
@@ -202,34 +222,41 @@ async fn run(ns: Namespace) {
 }
 
 fn check_flv(flv: &[u8], file: &Path) {
-    std::fs::write(file, flv).expect("write FLV");
-    let timestamps = support::flv_video_timestamps(flv);
-    let (Some(first), Some(last)) = (timestamps.first(), timestamps.last()) else {
-        panic!("no video tags in {} bytes of FLV", flv.len());
+    let video = support::flv_video(flv);
+    // The read stopped mid-tag: keep whole tags only, so every tag must decode.
+    std::fs::write(file, &flv[..video.complete_len]).expect("write FLV");
+    let (Some(first), Some(last)) = (video.timestamps.first(), video.timestamps.last()) else {
+        panic!("no video frames in {} bytes of FLV", flv.len());
     };
     let duration = f64::from(last.saturating_sub(*first)) / 1000.0;
     let probe = support::probe_video(file);
     eprintln!(
-        "FLV: {} bytes, {} video tags over {duration:.2} s, ffprobe {probe:?}",
+        "FLV: {} bytes, {} video frames over {duration:.2} s, ffprobe {probe:?}",
         flv.len(),
-        timestamps.len()
+        video.timestamps.len()
     );
     assert_eq!(
         (probe.codec.as_str(), probe.width, probe.height),
         ("h264", 640, 360),
         "FLV video"
     );
-    // Read for 4 s of wall time (plus the cached GOP it starts with).
+    assert_eq!(
+        probe.frames,
+        video.timestamps.len() as u64,
+        "every FLV video tag decodes to one frame"
+    );
+    // Read for 4 s of wall time (after the cached GOP it starts with).
     assert!(duration >= 3.0, "FLV covers only {duration:.2} s of video");
     let min_frames = (MIN_FPS * duration).floor().max(60.0) as u64;
     assert!(
         probe.frames >= min_frames,
-        "FLV: {} frames decoded over {duration:.2} s, expected at least {min_frames}",
+        "FLV: {} frames over {duration:.2} s, expected at least {min_frames}",
         probe.frames
     );
 }
 
-fn check_hls(hls: &HlsCapture, file: &Path) {
+/// `encoded`: the frame count the browser's encoder reported just before the DELETE.
+fn check_hls(hls: &HlsCapture, file: &Path, encoded: u64) {
     assert!(hls.ended, "the playlist never got #EXT-X-ENDLIST");
     assert!(
         hls.init.is_some(),
@@ -240,13 +267,28 @@ fn check_hls(hls: &HlsCapture, file: &Path) {
         sequences.windows(2).all(|w| w[1] == w[0] + 1),
         "media sequence numbers have gaps: {sequences:?}"
     );
+    // RFC 8216 §4.3.3.1: every EXTINF, rounded, is at most EXT-X-TARGETDURATION.
+    for (sequence, (uri, extinf, _)) in &hls.segments {
+        assert!(
+            extinf.round() as u64 <= hls.target_duration,
+            "segment {sequence} ({uri}) lasts {extinf} s, over the target {} s",
+            hls.target_duration
+        );
+    }
     std::fs::write(file, hls.concatenated()).expect("write HLS");
     let duration = hls.duration_secs();
     let probe = support::probe_video(file);
+    let extinf: Vec<String> = hls
+        .segments
+        .values()
+        .map(|(_, d, _)| format!("{d:.3}"))
+        .collect();
     eprintln!(
-        "HLS: {} segments (sequence {sequences:?}), {duration:.2} s by EXTINF, {} playlists read, \
-         ffprobe {probe:?}",
+        "HLS: {} segments (sequence {sequences:?}), EXTINF [{}] = {duration:.2} s, target {} s, \
+         {} playlists read, ffprobe {probe:?}",
         hls.segments.len(),
+        extinf.join(", "),
+        hls.target_duration,
         hls.playlists
     );
     assert_eq!(
@@ -266,6 +308,24 @@ fn check_hls(hls: &HlsCapture, file: &Path) {
         "HLS: {} frames decoded over {duration:.2} s of EXTINF, expected at least {min_frames}",
         probe.frames
     );
+    // Nothing is lost on a veth pair: the playlist holds (nearly) every frame the browser
+    // encoded. Slack for frames in flight when the last stats were read.
+    assert!(
+        probe.frames * 10 >= encoded * 9,
+        "HLS: {} frames decoded, but the browser encoded {encoded}",
+        probe.frames
+    );
+}
+
+/// `framesEncoded` of the video sender in the page's last stats report.
+fn frames_encoded(page: &PageServer) -> u64 {
+    let stats = page.last("stats").expect("the page reported sender stats");
+    stats
+        .detail
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("encoded="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no encoded= in the page's stats: {}", stats.detail))
 }
 
 /// Fails at once when the page reported an error, instead of waiting for a timeout.
@@ -308,11 +368,11 @@ where
     }
 }
 
-/// A fresh directory for this run's files, kept after a failure for inspection.
+/// A fresh directory for this run's files (the previous run's are removed), kept for inspection.
 fn output_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("browser-output")
-        .join(format!("run-{}", std::process::id()));
+        .join("last-run");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create output dir");
     dir

@@ -53,6 +53,7 @@ pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
         session: session.clone(),
         ssrc,
         last_pli: None,
+        last_keyframe: None,
         base: None,
         keyframe_interval: session.config().keyframe_interval(),
     };
@@ -90,7 +91,11 @@ pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
                 receiver.handle_timeout(std::time::Instant::now());
             }
             _ = keyframe_timer.tick(), if is_video => {
-                loop_state.request_keyframe().await;
+                // Only when the encoder has not sent a keyframe of its own (or answered an
+                // earlier request) within the interval: extra keyframes cost bitrate.
+                if loop_state.last_keyframe.is_none_or(|t| t.elapsed() >= loop_state.keyframe_interval) {
+                    loop_state.request_keyframe().await;
+                }
             }
             _ = &mut closed => break,
         }
@@ -125,6 +130,7 @@ struct TrackLoop {
     session: Arc<Session>,
     ssrc: u32,
     last_pli: Option<Instant>,
+    last_keyframe: Option<Instant>,
     /// The first frame's timestamp: frames are re-based so the stream's media clock starts at 0.
     base: Option<i64>,
     keyframe_interval: Duration,
@@ -154,6 +160,9 @@ impl TrackLoop {
             }
             TrackEvent::H264(H264Event::KeyframeNeeded) => self.request_keyframe().await,
             TrackEvent::H264(H264Event::AccessUnit(frame)) => {
+                if frame.keyframe {
+                    self.last_keyframe = Some(Instant::now());
+                }
                 let frame = self.rebase(frame);
                 if stream.push_video(frame) {
                     self.request_keyframe().await;

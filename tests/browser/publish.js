@@ -113,9 +113,6 @@ async function publish() {
   const pc = new RTCPeerConnection({ iceServers: [] });
   let videoTransceiver = null;
   for (const track of media.getTracks()) {
-    // "detail" asks the encoder to keep the resolution and drop frames under CPU or
-    // bandwidth pressure, so the output size the test checks stays 640x360.
-    if (track.kind === 'video') track.contentHint = 'detail';
     const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
     if (track.kind === 'video') videoTransceiver = transceiver;
   }
@@ -140,17 +137,22 @@ async function publish() {
     throw new Error('201 without a readable Location (is it in Access-Control-Expose-Headers?)');
   }
   const resource = new URL(locationHeader, endpoint).href;
+  report('offer-sdp', pc.localDescription.sdp);
+  report('answer-sdp', answer);
   const candidates = answer.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
   report('answer', `${candidates.length} candidates: ${candidates.join(' ; ')}`);
   await pc.setRemoteDescription({ type: 'answer', sdp: answer });
 
+  // Keep 640x360 under CPU or bandwidth pressure (drop frames instead), so the output size
+  // the test checks does not depend on the machine's load. Not contentHint = 'detail': that
+  // switches OpenH264 to its screen-content mode, unlike a real camera.
   try {
     const sender = videoTransceiver.sender;
     const parameters = sender.getParameters();
     parameters.degradationPreference = 'maintain-resolution';
     await sender.setParameters(parameters);
   } catch (e) {
-    // Older browsers: contentHint above asks for the same thing.
+    report('warning', `degradationPreference not set: ${e.message}`);
   }
 
   const deadline = Date.now() + 15000;
@@ -171,7 +173,7 @@ async function publish() {
     const del = await fetch(resource, { method: 'DELETE' });
     pc.close();
     media.getTracks().forEach((t) => t.stop());
-    report('done', `DELETE ${resource} -> ${del.status}`);
+    report('done', String(del.status));
   }
 }
 

@@ -1,6 +1,7 @@
 //! Helpers for the browser test: the network-namespace gate, a process guard for Chromium, the
 //! page server (another origin), HLS collection, a minimal FLV tag walker and ffprobe.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -198,10 +199,13 @@ impl PageServer {
                 post(move |body: String| async move {
                     match serde_json::from_str::<PageReport>(&body) {
                         Ok(report) => {
-                            eprintln!(
-                                "[page +{} ms] {}: {}",
-                                report.ms, report.state, report.detail
-                            );
+                            // SDPs are long: they are written to files instead.
+                            if !report.state.ends_with("-sdp") {
+                                eprintln!(
+                                    "[page +{} ms] {}: {}",
+                                    report.ms, report.state, report.detail
+                                );
+                            }
                             sink.lock().unwrap_or_else(|e| e.into_inner()).push(report);
                             StatusCode::NO_CONTENT
                         }
@@ -250,6 +254,8 @@ pub struct HlsCapture {
     pub segments: BTreeMap<u64, (String, f64, Bytes)>,
     pub ended: bool,
     pub playlists: usize,
+    /// The largest `#EXT-X-TARGETDURATION` seen.
+    pub target_duration: u64,
 }
 
 impl HlsCapture {
@@ -295,6 +301,7 @@ pub async fn collect_hls(
                 String::from_utf8_lossy(&body)
             )
         });
+        capture.target_duration = capture.target_duration.max(playlist.target_duration);
         for (i, segment) in playlist.segments.iter().enumerate() {
             if let Some(map) = &segment.map {
                 match &capture.init {
@@ -306,12 +313,17 @@ pub async fn collect_hls(
                 }
             }
             let sequence = playlist.media_sequence + i as u64;
-            if !capture.segments.contains_key(&sequence) {
-                let data = fetch(&http, &base, &segment.uri).await;
-                capture.segments.insert(
-                    sequence,
-                    (segment.uri.clone(), f64::from(segment.duration), data),
-                );
+            match capture.segments.entry(sequence) {
+                Entry::Vacant(slot) => {
+                    let data = fetch(&http, &base, &segment.uri).await;
+                    slot.insert((segment.uri.clone(), f64::from(segment.duration), data));
+                }
+                // A sequence number names one segment for the whole publish.
+                Entry::Occupied(seen) => assert_eq!(
+                    seen.get().0,
+                    segment.uri,
+                    "media sequence {sequence} changed its URI"
+                ),
             }
         }
         if playlist.end_list {
@@ -371,29 +383,42 @@ pub async fn read_for(http: &reqwest::Client, url: &str, duration: Duration) -> 
     body
 }
 
-/// Timestamps (ms) of the video tags of an FLV byte stream (E.4.1 of the FLV spec v10.1:
-/// 9-byte header, then PreviousTagSize + tag repeated); a truncated last tag is ignored.
-pub fn flv_video_timestamps(flv: &[u8]) -> Vec<u32> {
-    let mut out = Vec::new();
+/// The video frames of an FLV byte stream cut off mid-tag: the timestamps (ms) of its coded
+/// video tags, and the length of the prefix made of whole tags. FLV spec v10.1 E.2/E.4.1:
+/// a header (its size in bytes 5..9), then PreviousTagSize + tag, repeated.
+pub struct FlvVideo {
+    pub timestamps: Vec<u32>,
+    pub complete_len: usize,
+}
+
+pub fn flv_video(flv: &[u8]) -> FlvVideo {
+    let mut video = FlvVideo {
+        timestamps: Vec::new(),
+        complete_len: 0,
+    };
     if flv.len() < 9 || &flv[..3] != b"FLV" {
-        return out;
+        return video;
     }
     let header_len = u32::from_be_bytes([flv[5], flv[6], flv[7], flv[8]]) as usize;
-    let mut pos = header_len + 4; // skip PreviousTagSize0
+    let mut pos = header_len + 4; // PreviousTagSize0
+    video.complete_len = pos.min(flv.len());
     while let Some(tag) = flv.get(pos..pos + 11) {
         let size = u32::from_be_bytes([0, tag[1], tag[2], tag[3]]) as usize;
+        // Timestamp is 24 bits plus an extension byte holding bits 24..32.
         let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
-        let end = pos + 11 + size;
+        let end = pos + 11 + size + 4; // tag header, body, PreviousTagSize
         if end > flv.len() {
             break;
         }
-        // Tag type 9 = video; skip the AVC sequence header (AVCPacketType 0 in byte 1).
+        // Tag type 9 is video; AVCPacketType (body byte 1) 1 is a coded frame, 0 the
+        // sequence header and 2 the end of sequence.
         if tag[0] & 0x1f == 9 && flv.get(pos + 12) == Some(&1) {
-            out.push(ts);
+            video.timestamps.push(ts);
         }
-        pos = end + 4;
+        pos = end;
+        video.complete_len = end;
     }
-    out
+    video
 }
 
 /// Codec, size and decoded frame count of the first video stream of a file.

@@ -1,6 +1,14 @@
 //! When to cut HLS segments: a segment starts only at a random access point (a video keyframe,
 //! or any audio frame in an audio-only stream) and is cut at the first one at or after the
-//! target duration of content (Apple HLS authoring: every segment starts with an IDR).
+//! cut point (Apple HLS authoring: every segment starts with an IDR).
+//!
+//! For video the cut point sits a little before the target ([`KEYFRAME_LEAD`]), and that is
+//! also when the ingest is asked to request a keyframe: the encoder's answer lands just after
+//! it, so every requested keyframe cuts a segment and segments end close to the target.
+
+/// How far before the target a video segment may be cut, and its keyframe requested: about an
+/// encoder's answer time to a PLI (browsers: 50-300 ms). 150 ms in 90 kHz ticks.
+pub const KEYFRAME_LEAD: i64 = 13_500;
 
 /// What to do with a frame, decided before it is added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +82,7 @@ impl Segmenter {
         }
         // A decode time before the segment start means the timeline restarted: cut there.
         let elapsed = dts.saturating_sub(start);
-        if cut_point && (self.cut_requested || elapsed >= self.target || elapsed < 0) {
+        if cut_point && (self.cut_requested || elapsed >= self.cut_after() || elapsed < 0) {
             self.start = Some(dts);
             self.last = dts;
             self.cut_requested = false;
@@ -82,6 +90,16 @@ impl Segmenter {
         }
         self.last = dts;
         Decision::Append
+    }
+
+    /// Content after which the next cut point cuts: the target for audio-only streams; for
+    /// video, [`KEYFRAME_LEAD`] earlier (but never below three quarters of the target).
+    fn cut_after(&self) -> i64 {
+        if self.video_led {
+            (self.target - KEYFRAME_LEAD).max(self.target - self.target / 4)
+        } else {
+            self.target
+        }
     }
 
     /// Cut at the next cut point even if the target is not reached (e.g. new SPS/PPS).
@@ -96,9 +114,9 @@ impl Segmenter {
     }
 
     /// True when the ingest should ask the sender for a keyframe (RTCP PLI) now: video-led and
-    /// either no segment started yet, a cut is pending, or the open segment holds at least 90 %
-    /// of the target without a keyframe having cut it. Keyframes requested this early land the
-    /// cut close to the target instead of a whole encoder GOP later.
+    /// either no segment started yet, a cut is pending, or the open segment has reached its cut
+    /// point without a keyframe having cut it. The keyframe that answers then cuts at once, so
+    /// segments end close to the target instead of a whole encoder GOP later.
     pub fn wants_keyframe(&self) -> bool {
         if !self.video_led {
             return false;
@@ -106,7 +124,7 @@ impl Segmenter {
         match self.start {
             None => true,
             Some(start) => {
-                self.cut_requested || self.last.saturating_sub(start) >= self.target / 10 * 9
+                self.cut_requested || self.last.saturating_sub(start) >= self.cut_after()
             }
         }
     }
@@ -159,11 +177,40 @@ mod tests {
     }
 
     #[test]
-    fn keyframe_just_before_the_target_does_not_cut() {
+    fn keyframe_before_the_cut_point_does_not_cut() {
         let mut seg = Segmenter::new(2 * SECOND, true);
+        let cut_point = 2 * SECOND - KEYFRAME_LEAD;
         assert_eq!(seg.decide(true, true, 0), Decision::Start);
-        assert_eq!(seg.decide(true, true, 2 * SECOND - 1), Decision::Append);
-        assert_eq!(seg.decide(true, true, 2 * SECOND), Decision::Cut);
+        assert_eq!(seg.decide(true, true, cut_point - 1), Decision::Append);
+        assert_eq!(seg.decide(true, true, cut_point), Decision::Cut);
+    }
+
+    #[test]
+    fn keyframe_answering_a_request_always_cuts() {
+        // Whenever the segmenter asks for a keyframe, the next one cuts: none is wasted.
+        for target in [SECOND / 2, SECOND, 2 * SECOND, 6 * SECOND] {
+            let mut seg = Segmenter::new(target, true);
+            seg.decide(true, true, 0);
+            let mut t = 0;
+            while !seg.wants_keyframe() {
+                t += 3000;
+                assert_eq!(seg.decide(true, false, t), Decision::Append);
+            }
+            assert!(t <= target, "asked after the target ({t} > {target})");
+            assert_eq!(
+                seg.decide(true, true, t + 3000),
+                Decision::Cut,
+                "target {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn audio_only_cuts_at_the_target_itself() {
+        let mut seg = Segmenter::new(2 * SECOND, false);
+        assert_eq!(seg.decide(false, true, 0), Decision::Start);
+        assert_eq!(seg.decide(false, true, 2 * SECOND - 1920), Decision::Append);
+        assert_eq!(seg.decide(false, true, 2 * SECOND), Decision::Cut);
     }
 
     #[test]
@@ -215,14 +262,14 @@ mod tests {
     }
 
     #[test]
-    fn wants_keyframe_from_90_percent_of_the_target_until_the_cut() {
+    fn wants_keyframe_from_the_cut_point_until_the_cut() {
         let mut seg = Segmenter::new(2 * SECOND, true);
         assert!(seg.wants_keyframe(), "waiting for the first keyframe");
         seg.decide(true, true, 0);
         assert!(!seg.wants_keyframe());
-        seg.decide(true, false, 162_000 - 1);
+        seg.decide(true, false, 166_500 - 1);
         assert!(!seg.wants_keyframe());
-        seg.decide(true, false, 162_000); // 1.8 s
+        seg.decide(true, false, 166_500); // 1.85 s
         assert!(seg.wants_keyframe());
         seg.decide(true, false, 3 * SECOND); // keyframe late: still wanted
         assert!(seg.wants_keyframe());

@@ -316,9 +316,9 @@ fn wants_keyframe_once_the_segment_is_nearly_due() {
     let mut s = video_stream(2000, 6);
     feed(&mut s, 0..1, 250);
     assert!(!s.wants_keyframe());
-    feed(&mut s, 1..45, 250); // 1.76 s
+    feed(&mut s, 1..47, 250); // up to 1.84 s
     assert!(!s.wants_keyframe());
-    feed(&mut s, 45..46, 250); // 1.8 s = 90 % of the target
+    feed(&mut s, 47..48, 250); // 1.88 s: past the cut point, 150 ms before the target
     assert!(s.wants_keyframe());
 }
 
