@@ -14,3 +14,6 @@ mod hostile;
 
 #[path = "gateway/client_loopback.rs"]
 mod client_loopback;
+
+#[path = "gateway/network.rs"]
+mod network;

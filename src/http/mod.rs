@@ -128,3 +128,6 @@ fn stream_name(name: &str) -> Result<&str, ApiError> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests;

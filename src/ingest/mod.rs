@@ -2,6 +2,7 @@
 //! candidate out, RTP into the stream hub, and the session registry that ends publishes.
 //! This is the only module that uses webrtc-rs.
 
+mod nat;
 mod offer;
 mod peer;
 mod session;
@@ -165,7 +166,10 @@ impl Ingest {
                 "no H.264 video could be negotiated; castgate takes H.264 (packetization-mode=1) and Opus".into(),
             ));
         }
-        Ok(local.sdp)
+        Ok(nat::advertise_public_ips(
+            &local.sdp,
+            &self.shared.config.webrtc.public_ips,
+        ))
     }
 
     /// Ends the session `session_id` of `stream_name` (WHIP DELETE).

@@ -11,7 +11,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType, Registry,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, Registry,
 };
 
 use super::IngestError;
@@ -138,7 +138,7 @@ pub async fn build(
     let mut last_err = None;
     for port in ports.candidates(cfg.udp_port_range) {
         let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
-        match build_on(cfg, addrs, handler.clone()).await {
+        match build_on(addrs, handler.clone()).await {
             Ok(pc) => return Ok(pc),
             Err(e) => {
                 tracing::debug!(port, error = %e, "cannot open a peer connection on this port");
@@ -153,22 +153,17 @@ pub async fn build(
 }
 
 async fn build_on(
-    cfg: &WebRtcConfig,
     addrs: Vec<SocketAddr>,
     handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Arc<dyn PeerConnection>, IngestError> {
     let mut engine = media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(internal)?;
-    let mut settings = SettingEngineBuilder::new()
+    // Public IPs (1:1 NAT) are written into the answer by `nat`: webrtc-rs 0.21 ignores its
+    // own NAT 1:1 setting.
+    let settings = SettingEngineBuilder::new()
         // Server side, mDNS is useless, and it fails on hosts without a multicast route.
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(addrs.iter().any(|a| a.ip().is_loopback()));
-    if !cfg.public_ips.is_empty() {
-        settings = settings.with_nat_1to1_ips(
-            cfg.public_ips.iter().map(|ip| ip.to_string()).collect(),
-            RTCIceCandidateType::Host,
-        );
-    }
     // STUN/TURN servers are advertised to clients (Link headers); the server itself only needs
     // its host candidates (or the configured public IPs), so it does not query them.
     let configuration = RTCConfigurationBuilder::new().build();

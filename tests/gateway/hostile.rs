@@ -4,20 +4,20 @@
 use super::support::{init_tracing, raw_request, TestServer};
 
 /// One `m=` section of a hand-written offer.
-struct Section {
+pub(super) struct Section {
     kind: &'static str,
     payload_type: u8,
     rtpmap: &'static str,
     fmtp: Option<&'static str>,
 }
 
-const OPUS: Section = Section {
+pub(super) const OPUS: Section = Section {
     kind: "audio",
     payload_type: 111,
     rtpmap: "opus/48000/2",
     fmtp: Some("minptime=10;useinbandfec=1"),
 };
-const H264: Section = Section {
+pub(super) const H264: Section = Section {
     kind: "video",
     payload_type: 102,
     rtpmap: "H264/90000",
@@ -32,7 +32,7 @@ const VP8: Section = Section {
 
 /// A syntactically valid browser-style WHIP offer (BUNDLE, rtcp-mux, sendonly, DTLS
 /// fingerprint) with the given sections and no candidates.
-fn offer(sections: &[Section]) -> String {
+pub(super) fn offer(sections: &[Section]) -> String {
     let fingerprint = (0..32)
         .map(|i| format!("{:02X}", (i * 7 + 3) % 256))
         .collect::<Vec<_>>()

@@ -1,0 +1,217 @@
+//! The router driven without a socket (`app().oneshot`): content types, caching, gzip, CORS and
+//! the JSON API, on a stream fed with synthetic H.264 frames.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, Request, StatusCode};
+use bytes::Bytes;
+use tower::ServiceExt;
+
+use super::{app, AppState};
+use crate::config::Config;
+use crate::hub::{Hub, Stream, StreamSettings};
+use crate::ingest::Ingest;
+use crate::media::h264::ParameterSets;
+use crate::media::{Codec, Frame};
+
+/// x264 constrained-baseline 640x360.
+const SPS: &[u8] = &[
+    0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01,
+    0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2e, 0x48,
+];
+const PPS: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
+
+fn state() -> AppState {
+    let config = Arc::new(Config::default());
+    let hub = Arc::new(Hub::new(StreamSettings {
+        segment_target: Duration::from_secs(1),
+        hls_window: 6,
+        flv_queue: 64,
+    }));
+    AppState {
+        ingest: Ingest::new(config.clone(), hub.clone()),
+        config,
+        hub,
+    }
+}
+
+/// An AVCC access unit of one NAL unit.
+fn frame(i: i64, keyframe: bool) -> Frame {
+    let nal: &[u8] = if keyframe {
+        &[0x65, 0x88, 0x84, 0x00, 0x33]
+    } else {
+        &[0x41, 0x9a, 0x02, 0x04]
+    };
+    let mut data = (nal.len() as u32).to_be_bytes().to_vec();
+    data.extend_from_slice(nal);
+    Frame {
+        codec: Codec::H264,
+        pts: i * 3000,
+        dts: i * 3000,
+        keyframe,
+        data: Bytes::from(data),
+    }
+}
+
+/// A live stream "cam" with 3 s of 30 fps video, a keyframe every second.
+fn live_stream(state: &AppState) -> Arc<Stream> {
+    let stream = state.hub.claim("cam").unwrap();
+    stream.set_video_params(
+        ParameterSets::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap(),
+    );
+    for i in 0..=90 {
+        stream.push_video(frame(i, i % 30 == 0));
+    }
+    stream
+}
+
+async fn get(state: &AppState, uri: &str, headers: &[(&str, &str)]) -> axum::response::Response {
+    let mut req = Request::get(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    app(state.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+fn header_of(res: &axum::response::Response, name: header::HeaderName) -> &str {
+    res.headers()
+        .get(&name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn playlist_is_no_cache_gzipped_on_request_and_open_to_other_origins() {
+    let state = state();
+    let _stream = live_stream(&state);
+    let res = get(
+        &state,
+        "/hls/cam/index.m3u8",
+        &[
+            ("accept-encoding", "gzip"),
+            ("origin", "https://player.example"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header_of(&res, header::CONTENT_TYPE),
+        "application/vnd.apple.mpegurl"
+    );
+    assert_eq!(header_of(&res, header::CACHE_CONTROL), "no-cache");
+    assert_eq!(header_of(&res, header::CONTENT_ENCODING), "gzip");
+    assert_eq!(header_of(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN), "*");
+    let gz = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let (_, playlist) = m3u8_rs::parse_media_playlist(text.as_bytes()).unwrap();
+    // Keyframes at 0, 1, 2 and 3 s close three 1 s segments.
+    assert_eq!(playlist.segments.len(), 3, "{text}");
+
+    // Without Accept-Encoding the same playlist comes plain.
+    let res = get(&state, "/hls/cam/index.m3u8", &[]).await;
+    assert_eq!(header_of(&res, header::CONTENT_ENCODING), "");
+    let plain = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(plain, text.as_bytes());
+}
+
+#[tokio::test]
+async fn segments_are_immutable_and_never_gzipped() {
+    let state = state();
+    let _stream = live_stream(&state);
+    let text = to_bytes(
+        get(&state, "/hls/cam/index.m3u8", &[]).await.into_body(),
+        1 << 20,
+    )
+    .await
+    .unwrap();
+    let (_, playlist) = m3u8_rs::parse_media_playlist(&text).unwrap();
+    let init = playlist.segments[0].map.as_ref().unwrap().uri.clone();
+    for (uri, content_type) in [
+        (init.as_str(), "video/mp4"),
+        (playlist.segments[0].uri.as_str(), "video/iso.segment"),
+    ] {
+        let res = get(
+            &state,
+            &format!("/hls/cam/{uri}"),
+            &[("accept-encoding", "gzip")],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK, "{uri}");
+        assert_eq!(header_of(&res, header::CONTENT_TYPE), content_type);
+        assert!(header_of(&res, header::CACHE_CONTROL).contains("immutable"));
+        assert_eq!(header_of(&res, header::CONTENT_ENCODING), "", "{uri}");
+    }
+    let res = get(&state, "/hls/cam/deadbeef-999.m4s", &[]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn api_lists_the_live_stream_with_its_video() {
+    let state = state();
+    let stream = live_stream(&state);
+    let res = get(&state, "/api/streams", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let s = &json["streams"][0];
+    assert_eq!(s["name"], "cam");
+    assert_eq!(s["state"], "live");
+    assert_eq!(s["video_codec"], "avc1.42c01e");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(s["frame_rate"].as_f64(), Some(30.0));
+    assert!(s["video_bitrate"].as_u64().is_some_and(|b| b > 0));
+    assert_eq!(s["viewers"]["flv"], 0);
+
+    state.hub.release(&stream);
+    let body = to_bytes(get(&state, "/api/streams", &[]).await.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], br#"{"streams":[]}"#);
+}
+
+#[tokio::test]
+async fn flv_starts_with_header_metadata_and_sequence_header() {
+    let state = state();
+    let stream = live_stream(&state);
+    let res = get(&state, "/flv/cam.flv", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header_of(&res, header::CONTENT_TYPE), "video/x-flv");
+    assert_eq!(stream.info().viewers.flv, 1);
+    // End the stream so the long response finishes, then read all of it.
+    state.hub.release(&stream);
+    let body = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let tags = crate::mux::flv::parse_tags(&body).unwrap();
+    assert_eq!(tags[0].tag_type, crate::mux::flv::TAG_SCRIPT);
+    assert_eq!(tags[1].tag_type, crate::mux::flv::TAG_VIDEO);
+    assert_eq!(tags[1].body[..2], [0x17, 0x00], "AVC sequence header");
+    // The GOP cache holds the last keyframe (frame 90) only.
+    assert_eq!(tags.len(), 3);
+    assert_eq!(tags[2].body[0], 0x17, "starts on a keyframe");
+    assert_eq!(tags[2].timestamp_ms, 3000);
+    assert_eq!(stream.info().viewers.flv, 0);
+}
+
+#[tokio::test]
+async fn ended_stream_keeps_its_final_playlist_but_not_its_flv() {
+    let state = state();
+    let stream = live_stream(&state);
+    state.hub.release(&stream);
+    let res = get(&state, "/hls/cam/index.m3u8", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    assert!(text.ends_with(b"#EXT-X-ENDLIST\n"));
+    let res = get(&state, "/flv/cam.flv", &[]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

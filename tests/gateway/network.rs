@@ -1,0 +1,96 @@
+//! Settings for real networks, checked on the SDP answer and headers: the media UDP port range,
+//! public IPs advertised for 1:1 NAT, and STUN/TURN servers advertised in `Link` headers.
+//!
+//! The offers here carry no candidates, so the gateway never sends a packet anywhere: the
+//! documentation address it advertises (203.0.113.7, TEST-NET-3) is only written, never used.
+
+use std::net::UdpSocket;
+
+use castgate::config::IceServer;
+
+use super::hostile::{offer, H264, OPUS};
+use super::support::{http_client, init_tracing, test_config, TestServer};
+
+/// A free block of `n` consecutive UDP ports on 127.0.0.1 (probed by binding each).
+fn free_port_block(n: u16) -> u16 {
+    'search: for first in (42_000u16..60_000).step_by(97) {
+        for p in first..first + n {
+            if UdpSocket::bind(("127.0.0.1", p)).is_err() {
+                continue 'search;
+            }
+        }
+        return first;
+    }
+    panic!("no free block of {n} UDP ports on 127.0.0.1");
+}
+
+/// `(address, port)` of every candidate in an SDP.
+fn candidates(sdp: &str) -> Vec<(String, u16)> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=candidate:"))
+        .map(|c| {
+            let f: Vec<&str> = c.split_whitespace().collect();
+            (f[4].to_string(), f[5].parse().expect("candidate port"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_use_the_port_range_public_ip_and_advertise_ice_servers() {
+    init_tracing();
+    let first = free_port_block(3);
+    let mut config = test_config();
+    config.webrtc.udp_port_range = Some([first, first + 2]);
+    config.webrtc.public_ips = vec!["203.0.113.7".parse().unwrap()];
+    config.webrtc.ice_servers = vec![IceServer {
+        urls: vec!["turn:turn.example.net:3478?transport=udp".into()],
+        username: Some("u1".into()),
+        credential: Some("s3cret".into()),
+    }];
+    let srv = TestServer::start_with(config).await;
+    let http = http_client();
+
+    let mut ports = Vec::new();
+    for name in ["net-a", "net-b"] {
+        let res = http
+            .post(srv.url(&format!("/whip/{name}")))
+            .header("content-type", "application/sdp")
+            .body(offer(&[OPUS, H264]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{name}");
+        let link = res
+            .headers()
+            .get("link")
+            .expect("Link header")
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            link,
+            "<turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"u1\"; credential=\"s3cret\"; credential-type=\"password\""
+        );
+        let location = res.headers()["location"].to_str().unwrap().to_string();
+        let answer = res.text().await.unwrap();
+        assert!(
+            answer.contains("a=recvonly"),
+            "answer is not recvonly:\n{answer}"
+        );
+        let cands = candidates(&answer);
+        assert!(!cands.is_empty(), "no candidates:\n{answer}");
+        for (addr, port) in &cands {
+            assert_eq!(addr, "203.0.113.7", "the public IP replaces the local one");
+            assert!(
+                (first..=first + 2).contains(port),
+                "port {port} outside {first}..={}",
+                first + 2
+            );
+        }
+        ports.push(cands[0].1);
+        // The stream stays claimed until DELETE: keep both open so their ports must differ.
+        assert!(location.starts_with(&format!("/whip/{name}/")));
+    }
+    assert_ne!(ports[0], ports[1], "two live publishers share a port");
+    srv.shutdown().await;
+}
