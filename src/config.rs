@@ -15,6 +15,14 @@ pub struct Config {
     pub stream: StreamConfig,
     pub hls: HlsConfig,
     pub flv: FlvConfig,
+    pub audio: AudioConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioConfig {
+    /// AAC bitrate in bits per second; unset gives 128 kb/s stereo, 64 kb/s mono.
+    pub aac_bitrate: Option<u32>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

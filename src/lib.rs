@@ -4,6 +4,7 @@
 //! `media` (frames) -> `hub` (live streams, fan-out) -> `mux` (FLV, fMP4, playlists) -> `http`.
 //! `rtp`, `media` and `mux` are sans-IO: bytes and timestamps in, bytes out.
 
+pub mod audio;
 pub mod client;
 pub mod config;
 pub mod http;

@@ -144,8 +144,18 @@ async fn run(ns: Namespace) {
         "live stream is not H.264: {info}"
     );
     assert_eq!(
-        (&info["width"], &info["height"], &info["audio_codec"]),
-        (&640.into(), &360.into(), &"opus".into()),
+        (
+            &info["width"],
+            &info["height"],
+            &info["audio_codec"],
+            &info["output_audio_codec"]
+        ),
+        (
+            &640.into(),
+            &360.into(),
+            &"opus".into(),
+            &"mp4a.40.2".into()
+        ),
         "live stream: {info}"
     );
     let answer = page
@@ -253,6 +263,7 @@ fn check_flv(flv: &[u8], file: &Path) {
         "FLV: {} frames over {duration:.2} s, expected at least {min_frames}",
         probe.frames
     );
+    support::check_audio("FLV", file, duration);
 }
 
 /// `encoded`: the frame count the browser's encoder reported just before the DELETE.
@@ -315,6 +326,7 @@ fn check_hls(hls: &HlsCapture, file: &Path, encoded: u64) {
         "HLS: {} frames decoded, but the browser encoded {encoded}",
         probe.frames
     );
+    support::check_audio("HLS", file, duration);
 }
 
 /// `framesEncoded` of the video sender in the page's last stats report.

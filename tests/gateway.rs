@@ -17,3 +17,9 @@ mod client_loopback;
 
 #[path = "gateway/network.rs"]
 mod network;
+
+#[path = "gateway/sync.rs"]
+mod sync;
+
+#[path = "gateway/lifecycle.rs"]
+mod lifecycle;

@@ -1,5 +1,7 @@
 //! Test media made with ffmpeg: browser-like H.264 (constrained baseline, no B-frames, a
 //! keyframe every second) in Annex B and 20 ms Opus frames in Ogg, cached by parameters.
+//! Two pictures: a moving test pattern with a steady tone, and an A/V sync signal (a white
+//! flash frame and a tone burst together at every whole second).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +15,57 @@ pub const FIXTURE_FPS: u32 = 30;
 
 /// Bumped whenever the ffmpeg arguments change, so stale caches are not reused.
 const RECIPE_VERSION: u32 = 1;
+/// Same, for the sync signal of [`generate_sync_fixture`].
+const SYNC_RECIPE_VERSION: u32 = 1;
+
+/// Frequency and length of each tone burst of [`generate_sync_fixture`].
+pub const SYNC_TONE_HZ: u32 = 1000;
+pub const SYNC_BURST_MS: u32 = 100;
+
+/// What ffmpeg is asked to make: the file name prefix and the lavfi sources.
+struct Recipe {
+    name: String,
+    video: String,
+    audio: String,
+}
+
+impl Recipe {
+    /// ffmpeg's moving test pattern and a steady 440 Hz tone.
+    fn test_pattern(seconds: u32) -> Recipe {
+        Recipe {
+            name: format!(
+                "castgate-v{RECIPE_VERSION}-{seconds}s-{FIXTURE_WIDTH}x{FIXTURE_HEIGHT}-{FIXTURE_FPS}fps"
+            ),
+            video: format!("testsrc2=size={FIXTURE_WIDTH}x{FIXTURE_HEIGHT}:rate={FIXTURE_FPS}"),
+            audio: "sine=frequency=440:sample_rate=48000".into(),
+        }
+    }
+
+    /// Black video with one white frame at every whole second after the first (frame numbers
+    /// FPS, 2 FPS, ...), and silence with a tone burst starting on exactly the same instants.
+    /// Both are defined on integer counters (frame number `n`, sample number `n`), so there is
+    /// no floating-point doubt about which frame or sample is first; the burst starts at phase
+    /// 0 of the sine. The keyframe interval equals the frame rate, so every flash is an IDR:
+    /// wherever a viewer joins or a segment is cut, the next flash is decodable on its own.
+    fn sync_signal(seconds: u32) -> Recipe {
+        const RATE: u32 = 48_000;
+        let burst_samples = RATE / 1000 * SYNC_BURST_MS;
+        Recipe {
+            name: format!(
+                "castgate-sync-v{SYNC_RECIPE_VERSION}-{seconds}s-{FIXTURE_WIDTH}x{FIXTURE_HEIGHT}-{FIXTURE_FPS}fps"
+            ),
+            video: format!(
+                "color=c=black:size={FIXTURE_WIDTH}x{FIXTURE_HEIGHT}:rate={FIXTURE_FPS},\
+                 drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:\
+                 enable='gt(n,0)*not(mod(n,{FIXTURE_FPS}))'"
+            ),
+            audio: format!(
+                "aevalsrc='if(gte(n,{RATE})*lt(mod(n,{RATE}),{burst_samples}),\
+                 0.5*sin(2*PI*{SYNC_TONE_HZ}*n/{RATE}),0)':s={RATE}:c=stereo"
+            ),
+        }
+    }
+}
 
 /// A generated pair of media files and what they hold.
 #[derive(Clone, Debug)]
@@ -41,14 +94,25 @@ impl Fixture {
 /// unless a fixture with the same parameters is already there. Files are written under
 /// temporary names and renamed into place, so concurrent callers never see half a file.
 pub fn generate_fixture(dir: &Path, seconds: u32) -> Result<Fixture, ClientError> {
+    generate(dir, seconds, Recipe::test_pattern(seconds))
+}
+
+/// Like [`generate_fixture`], but the media is an A/V sync signal: 640x360 at 30 fps, black
+/// except for one full-white frame at t = 1, 2, 3 ... s (frame 30k), and 48 kHz stereo silence
+/// except for a [`SYNC_TONE_HZ`] burst of [`SYNC_BURST_MS`] starting exactly at each of those
+/// instants. Comparing flash times with tone onsets in a receiver's output measures how far
+/// it moved audio against video.
+pub fn generate_sync_fixture(dir: &Path, seconds: u32) -> Result<Fixture, ClientError> {
+    generate(dir, seconds, Recipe::sync_signal(seconds))
+}
+
+fn generate(dir: &Path, seconds: u32, recipe: Recipe) -> Result<Fixture, ClientError> {
     if seconds == 0 {
         return Err(ClientError::Ffmpeg(
             "fixture length must be at least 1 second".into(),
         ));
     }
-    let name = format!(
-        "castgate-v{RECIPE_VERSION}-{seconds}s-{FIXTURE_WIDTH}x{FIXTURE_HEIGHT}-{FIXTURE_FPS}fps"
-    );
+    let name = &recipe.name;
     let h264_path = dir.join(format!("{name}.h264"));
     let ogg_path = dir.join(format!("{name}.ogg"));
 
@@ -62,7 +126,7 @@ pub fn generate_fixture(dir: &Path, seconds: u32) -> Result<Fixture, ClientError
     let tag = format!("tmp-{}-{:08x}", std::process::id(), rand::random::<u32>());
     let h264_tmp = dir.join(format!("{name}.{tag}.h264"));
     let ogg_tmp = dir.join(format!("{name}.{tag}.ogg"));
-    let result = run_ffmpeg(seconds, &h264_tmp, &ogg_tmp).and_then(|()| {
+    let result = run_ffmpeg(&recipe, seconds, &h264_tmp, &ogg_tmp).and_then(|()| {
         rename(&h264_tmp, &h264_path)?;
         rename(&ogg_tmp, &ogg_path)
     });
@@ -94,14 +158,13 @@ fn load(h264_path: &Path, ogg_path: &Path) -> Result<Fixture, ClientError> {
     })
 }
 
-fn run_ffmpeg(seconds: u32, h264: &Path, ogg: &Path) -> Result<(), ClientError> {
+fn run_ffmpeg(recipe: &Recipe, seconds: u32, h264: &Path, ogg: &Path) -> Result<(), ClientError> {
     let secs = seconds.to_string();
     let gop = FIXTURE_FPS.to_string();
-    let video_in = format!("testsrc2=size={FIXTURE_WIDTH}x{FIXTURE_HEIGHT}:rate={FIXTURE_FPS}");
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i", &video_in])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-f", "lavfi", "-i", &recipe.video])
+        .args(["-f", "lavfi", "-i", &recipe.audio])
         // Video like a browser's: constrained baseline, no B-frames, fixed 1 s GOP (no scene-cut
         // keyframes), SPS/PPS repeated before every IDR (raw output has no global header).
         .args([
@@ -138,4 +201,49 @@ fn run_ffmpeg(seconds: u32, h264: &Path, ogg: &Path) -> Result<(), ClientError> 
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_length_sync_fixture_is_refused_before_running_ffmpeg() {
+        let dir = Path::new("/nonexistent/castgate-fixture-test");
+        let err = generate_sync_fixture(dir, 0).unwrap_err();
+        assert!(matches!(err, ClientError::Ffmpeg(_)), "{err}");
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn sync_and_test_pattern_fixtures_never_share_cache_files() {
+        let pattern = Recipe::test_pattern(20);
+        let sync = Recipe::sync_signal(20);
+        assert_eq!(pattern.name, "castgate-v1-20s-640x360-30fps");
+        assert_eq!(sync.name, "castgate-sync-v1-20s-640x360-30fps");
+    }
+
+    #[test]
+    fn sync_signal_flashes_and_bursts_on_the_same_whole_seconds() {
+        let sync = Recipe::sync_signal(20);
+        // Frame n is at n/30 s: white on multiples of 30 except 0.
+        assert!(
+            sync.video.contains("enable='gt(n,0)*not(mod(n,30))'"),
+            "{}",
+            sync.video
+        );
+        // Sample n is at n/48000 s: tone on the first 4800 samples (100 ms) of every second
+        // except the first.
+        assert!(
+            sync.audio
+                .contains("if(gte(n,48000)*lt(mod(n,48000),4800),"),
+            "{}",
+            sync.audio
+        );
+        assert!(
+            sync.audio.contains("sin(2*PI*1000*n/48000)"),
+            "{}",
+            sync.audio
+        );
+    }
 }

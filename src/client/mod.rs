@@ -14,7 +14,10 @@ mod whip;
 
 pub use annexb::AccessUnit;
 pub use error::ClientError;
-pub use fixture::{generate_fixture, Fixture, FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_WIDTH};
+pub use fixture::{
+    generate_fixture, generate_sync_fixture, Fixture, FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_WIDTH,
+    SYNC_BURST_MS, SYNC_TONE_HZ,
+};
 pub use ogg_opus::OpusPacket;
 pub use pacer::SendStats;
 pub use source::{sample_duration, MediaSource, AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};

@@ -215,3 +215,66 @@ async fn ended_stream_keeps_its_final_playlist_but_not_its_flv() {
     let res = get(&state, "/flv/cam.flv", &[]).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn flv_and_hls_carry_aac_once_the_stream_has_it() {
+    let state = state();
+    let stream = state.hub.claim("cam").unwrap();
+    stream.set_video_params(
+        ParameterSets::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap(),
+    );
+    // 48 kHz stereo AAC-LC, as the transcoder announces it before its first frame.
+    stream.set_aac_config(Bytes::from_static(&[0x11, 0x90]), 48_000, 2);
+    let aac = |k: i64| Frame {
+        codec: Codec::Aac,
+        pts: k * 1920,
+        dts: k * 1920,
+        keyframe: true,
+        data: Bytes::from(vec![0x21, k as u8, 0x00]),
+    };
+    // 3 s: video at 30 fps (3000 ticks), AAC every 1024 samples (1920 ticks), interleaved
+    // by time as the two track tasks deliver them.
+    let (mut v, mut a) = (0i64, 0i64);
+    while v <= 90 {
+        if a * 1920 < v * 3000 {
+            stream.push_aac(aac(a));
+            a += 1;
+        } else {
+            stream.push_video(frame(v, v % 30 == 0));
+            v += 1;
+        }
+    }
+    let res = get(&state, "/flv/cam.flv", &[]).await;
+    state.hub.release(&stream);
+    let body = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(body[4], 0x05, "FLV header flags: audio and video");
+    let tags = crate::mux::flv::parse_tags(&body).unwrap();
+    let kinds: Vec<(u8, u8)> = tags.iter().map(|t| (t.tag_type, t.body[0])).collect();
+    // Metadata, AVC sequence header, AAC sequence header, then the cached GOP from the
+    // keyframe at 3 s (nothing after it: the stream ended).
+    assert_eq!(kinds[..4], [(18, 2), (9, 0x17), (8, 0xaf), (9, 0x17)]);
+    assert_eq!(tags[2].body[1], 0, "AACPacketType 0: AudioSpecificConfig");
+    assert_eq!(tags[2].body[2..], [0x11, 0x90]);
+
+    let text = to_bytes(
+        get(&state, "/hls/cam/index.m3u8", &[]).await.into_body(),
+        1 << 20,
+    )
+    .await
+    .unwrap();
+    let (_, playlist) = m3u8_rs::parse_media_playlist(&text).unwrap();
+    let init_uri = playlist.segments[0].map.as_ref().unwrap().uri.clone();
+    let init = to_bytes(
+        get(&state, &format!("/hls/cam/{init_uri}"), &[])
+            .await
+            .into_body(),
+        1 << 20,
+    )
+    .await
+    .unwrap();
+    let has = |needle: &[u8]| init.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        has(b"avc1") && has(b"mp4a") && has(b"esds"),
+        "init has both tracks"
+    );
+}

@@ -17,9 +17,11 @@ const GOP_CACHE_MAX_BYTES: usize = 32 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FlvKind {
-    SequenceHeader,
+    VideoHeader,
+    AudioHeader,
     VideoKey,
     VideoInter,
+    Audio,
     End,
 }
 
@@ -30,14 +32,28 @@ pub(crate) struct FlvPacket {
     pub data: Bytes,
 }
 
-/// The stream's current AVC sequence header tag, shared with viewers so one that skipped ahead
-/// can pick up a header it missed while lagging.
-pub(crate) type SharedHeader = Arc<RwLock<Option<Bytes>>>;
+/// The stream's current sequence header tags (AVC decoder configuration, AAC
+/// AudioSpecificConfig).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Headers {
+    pub video: Option<Bytes>,
+    pub audio: Option<Bytes>,
+}
+
+impl Headers {
+    /// The tags a decoder needs first, video before audio.
+    pub fn tags(&self) -> impl Iterator<Item = &Bytes> {
+        self.video.iter().chain(self.audio.iter())
+    }
+}
+
+/// Shared with viewers, so one that skipped ahead can pick up a header it missed while lagging.
+pub(crate) type SharedHeaders = Arc<RwLock<Headers>>;
 
 /// The per-stream state a new viewer starts from.
 #[derive(Default)]
 pub(crate) struct FlvCache {
-    pub sequence_header: SharedHeader,
+    pub headers: SharedHeaders,
     /// Tags from the latest keyframe on.
     pub gop: Vec<Bytes>,
     gop_bytes: usize,
@@ -45,6 +61,16 @@ pub(crate) struct FlvCache {
 }
 
 impl FlvCache {
+    /// Records the current video or audio sequence header.
+    pub fn set_header(&mut self, kind: FlvKind, tag: Bytes) {
+        let mut headers = self.headers.write().unwrap_or_else(|e| e.into_inner());
+        match kind {
+            FlvKind::VideoHeader => headers.video = Some(tag),
+            FlvKind::AudioHeader => headers.audio = Some(tag),
+            _ => {}
+        }
+    }
+
     pub fn push(&mut self, kind: FlvKind, tag: Bytes, timestamp_ms: u32) {
         self.last_timestamp_ms = timestamp_ms;
         if kind == FlvKind::VideoKey {
@@ -70,7 +96,7 @@ pub struct FlvSubscription {
     prelude: std::vec::IntoIter<Bytes>,
     rx: broadcast::Receiver<FlvPacket>,
     viewers: Arc<AtomicUsize>,
-    header: SharedHeader,
+    headers: SharedHeaders,
 }
 
 impl FlvSubscription {
@@ -78,35 +104,40 @@ impl FlvSubscription {
         prelude: Vec<Bytes>,
         rx: broadcast::Receiver<FlvPacket>,
         viewers: Arc<AtomicUsize>,
-        header: SharedHeader,
+        headers: SharedHeaders,
     ) -> FlvSubscription {
         viewers.fetch_add(1, Ordering::Relaxed);
         FlvSubscription {
             prelude: prelude.into_iter(),
             rx,
             viewers,
-            header,
+            headers,
         }
     }
 
     /// The viewer's byte stream, ending when the publisher does.
     pub fn into_stream(self) -> FlvViewerStream {
-        // The prelude carries the header current at subscription time.
-        let sent_header = self
-            .header
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        // The prelude carries the headers current at subscription time.
+        let sent = self.current_headers();
         let state = ViewerState {
             sub: self,
             skipping: false,
             done: false,
-            sent_header,
+            sent,
             pending: None,
         };
         FlvViewerStream {
             inner: Box::pin(futures_util::stream::unfold(state, next_chunk)),
         }
+    }
+}
+
+impl FlvSubscription {
+    fn current_headers(&self) -> Headers {
+        self.headers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -121,10 +152,10 @@ struct ViewerState {
     /// Lagged behind the queue: dropping tags until the next keyframe.
     skipping: bool,
     done: bool,
-    /// The last sequence header this viewer was sent.
-    sent_header: Option<Bytes>,
-    /// A tag to send after the one being returned now.
-    pending: Option<Bytes>,
+    /// The last sequence headers this viewer was sent.
+    sent: Headers,
+    /// Tags to send before reading the queue again.
+    pending: Option<Vec<Bytes>>,
 }
 
 async fn next_chunk(mut st: ViewerState) -> Option<(Result<Bytes, std::io::Error>, ViewerState)> {
@@ -134,37 +165,50 @@ async fn next_chunk(mut st: ViewerState) -> Option<(Result<Bytes, std::io::Error
     if let Some(b) = st.sub.prelude.next() {
         return Some((Ok(b), st));
     }
-    if let Some(b) = st.pending.take() {
-        return Some((Ok(b), st));
+    if let Some(pending) = st.pending.as_mut() {
+        if !pending.is_empty() {
+            let b = pending.remove(0);
+            return Some((Ok(b), st));
+        }
+        st.pending = None;
     }
     loop {
         match st.sub.rx.recv().await {
             Ok(p) => match p.kind {
                 FlvKind::End => return None,
-                // A sequence header is always delivered: frames after it need it.
-                FlvKind::SequenceHeader => {
-                    st.sent_header = Some(p.data.clone());
+                // Sequence headers are always delivered: the frames after them need them.
+                FlvKind::VideoHeader => {
+                    st.sent.video = Some(p.data.clone());
+                    return Some((Ok(p.data), st));
+                }
+                FlvKind::AudioHeader => {
+                    st.sent.audio = Some(p.data.clone());
                     return Some((Ok(p.data), st));
                 }
                 FlvKind::VideoKey if st.skipping => {
                     st.skipping = false;
                     // The queue may have dropped a sequence header while this viewer lagged.
-                    let current = st
-                        .sub
-                        .header
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone();
-                    if current.is_some() && current != st.sent_header {
-                        st.sent_header = current.clone();
-                        st.pending = Some(p.data);
-                        return Some((Ok(current.unwrap_or_default()), st));
+                    let current = st.sub.current_headers();
+                    let mut missed: Vec<Bytes> = Vec::new();
+                    if current.video.is_some() && current.video != st.sent.video {
+                        missed.extend(current.video.clone());
                     }
-                    return Some((Ok(p.data), st));
+                    if current.audio.is_some() && current.audio != st.sent.audio {
+                        missed.extend(current.audio.clone());
+                    }
+                    st.sent = current;
+                    if missed.is_empty() {
+                        return Some((Ok(p.data), st));
+                    }
+                    missed.push(p.data);
+                    let first = missed.remove(0);
+                    st.pending = Some(missed);
+                    return Some((Ok(first), st));
                 }
-                FlvKind::VideoKey => return Some((Ok(p.data), st)),
-                FlvKind::VideoInter if st.skipping => continue,
-                FlvKind::VideoInter => return Some((Ok(p.data), st)),
+                FlvKind::VideoInter | FlvKind::Audio if st.skipping => continue,
+                FlvKind::VideoKey | FlvKind::VideoInter | FlvKind::Audio => {
+                    return Some((Ok(p.data), st))
+                }
             },
             Err(RecvError::Lagged(n)) => {
                 tracing::debug!(skipped = n, "slow FLV viewer skips to the next keyframe");
@@ -235,7 +279,7 @@ mod tests {
             vec![Bytes::from_static(b"H")],
             rx,
             viewers.clone(),
-            SharedHeader::default(),
+            SharedHeaders::default(),
         );
         assert_eq!(viewers.load(Ordering::Relaxed), 1);
         tx.send(packet(FlvKind::VideoInter, 1)).unwrap();
@@ -252,7 +296,7 @@ mod tests {
     #[tokio::test]
     async fn lagging_viewer_skips_to_next_keyframe() {
         let (tx, rx) = broadcast::channel(4);
-        let sub = FlvSubscription::new(vec![], rx, Arc::default(), SharedHeader::default());
+        let sub = FlvSubscription::new(vec![], rx, Arc::default(), SharedHeaders::default());
         // Ten inter tags into a queue of four: the viewer lags and must not resume mid-GOP.
         for i in 0..10 {
             tx.send(packet(FlvKind::VideoInter, i)).unwrap();
@@ -265,16 +309,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lagging_viewer_drops_audio_until_the_keyframe_then_gets_missed_headers() {
+        let (tx, rx) = broadcast::channel(4);
+        let headers = SharedHeaders::default();
+        headers.write().unwrap().video = Some(Bytes::from(vec![50]));
+        let stream =
+            FlvSubscription::new(vec![], rx, Arc::default(), headers.clone()).into_stream();
+        // Audio starts (new AAC header) while the viewer is far behind.
+        headers.write().unwrap().audio = Some(Bytes::from(vec![60]));
+        tx.send(packet(FlvKind::AudioHeader, 60)).unwrap();
+        for i in 0..10 {
+            tx.send(packet(FlvKind::Audio, i)).unwrap();
+        }
+        tx.send(packet(FlvKind::VideoKey, 102)).unwrap();
+        tx.send(packet(FlvKind::Audio, 103)).unwrap();
+        tx.send(packet(FlvKind::End, 0)).unwrap();
+        let got: Vec<u8> = stream.map(|r| r.unwrap()[0]).collect().await;
+        assert_eq!(got, vec![60, 102, 103]);
+    }
+
+    #[tokio::test]
     async fn lagging_viewer_gets_a_sequence_header_it_missed() {
         let (tx, rx) = broadcast::channel(4);
-        let header = SharedHeader::default();
-        *header.write().unwrap() = Some(Bytes::from(vec![50]));
+        let header = SharedHeaders::default();
+        header.write().unwrap().video = Some(Bytes::from(vec![50]));
         let sub = FlvSubscription::new(vec![], rx, Arc::default(), header.clone());
         let stream = sub.into_stream();
         // The resolution changes while the viewer is far behind: the new header is pushed
         // out of its queue before it reads.
-        *header.write().unwrap() = Some(Bytes::from(vec![100]));
-        tx.send(packet(FlvKind::SequenceHeader, 100)).unwrap();
+        header.write().unwrap().video = Some(Bytes::from(vec![100]));
+        tx.send(packet(FlvKind::VideoHeader, 100)).unwrap();
         for i in 0..10 {
             tx.send(packet(FlvKind::VideoInter, i)).unwrap();
         }

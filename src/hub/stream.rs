@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::flv_fanout::{FlvCache, FlvKind, FlvPacket, FlvSubscription};
 use super::meter::{ClientTracker, RateMeter};
+use crate::media::clock::{MediaClock, TrackId};
 use crate::media::h264::ParameterSets;
 use crate::media::{Codec, Frame, CLOCK_RATE};
 use crate::mux::hls::{HlsConfig, HlsStream};
@@ -58,7 +59,10 @@ pub struct StreamInfo {
     pub frame_rate: Option<f64>,
     /// Video bitrate in bits per second.
     pub video_bitrate: Option<u64>,
+    /// The codec the publisher sends audio in.
     pub audio_codec: Option<String>,
+    /// The audio codec in the HLS and FLV outputs (AAC-LC), once audio flows.
+    pub output_audio_codec: Option<String>,
     pub viewers: Viewers,
 }
 
@@ -66,6 +70,13 @@ pub struct StreamInfo {
 pub struct Viewers {
     pub flv: usize,
     pub hls: usize,
+}
+
+/// The AAC the outputs carry.
+struct AacConfig {
+    asc: Bytes,
+    sample_rate: u32,
+    channels: u8,
 }
 
 /// One publish of a stream name.
@@ -83,6 +94,9 @@ struct Inner {
     state: StreamState,
     video: Option<ParameterSets>,
     audio_codec: Option<Codec>,
+    aac: Option<AacConfig>,
+    clock: MediaClock,
+    last_video_dts: Option<i64>,
     flv: FlvCache,
     hls: HlsStream,
     video_meter: RateMeter,
@@ -106,6 +120,9 @@ impl Stream {
                 state: StreamState::Starting,
                 video: None,
                 audio_codec: None,
+                aac: None,
+                clock: MediaClock::new(),
+                last_video_dts: None,
                 flv: FlvCache::default(),
                 hls,
                 video_meter: RateMeter::new(Duration::from_secs(2)),
@@ -135,6 +152,24 @@ impl Stream {
         self.frames_in.load(Ordering::Relaxed)
     }
 
+    /// Starts (or restarts, on a new SSRC) a track on the stream's media clock.
+    pub fn register_track(&self, track: TrackId, clock_rate: u32) {
+        self.lock().clock.register_track(track, clock_rate);
+    }
+
+    /// An RTCP Sender Report of one track (NTP 32.32 time, RTP time in the track's clock).
+    pub fn on_sender_report(&self, track: TrackId, ntp: u64, rtp: u32) {
+        self.lock()
+            .clock
+            .on_sender_report(track, ntp, rtp, std::time::Instant::now());
+    }
+
+    /// Moves a depacketized frame (its track's RTP time, in 90 kHz ticks) onto the stream's
+    /// media clock, where audio and video line up. `arrival` is when its last packet came.
+    pub fn map_frame(&self, frame: Frame, arrival: std::time::Instant) -> Frame {
+        self.lock().clock.map_frame(frame, arrival)
+    }
+
     /// New or changed H.264 parameter sets. Unchanged ones are ignored.
     pub fn set_video_params(&self, ps: ParameterSets) {
         let mut inner = self.lock();
@@ -148,27 +183,72 @@ impl Stream {
         {
             return;
         }
-        let ts = inner.flv.last_timestamp_ms;
-        let tag = crate::mux::flv::avc_sequence_header_tag(&ps, ts);
-        *inner
-            .flv
-            .sequence_header
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(tag.clone());
+        let tag = crate::mux::flv::avc_sequence_header_tag(&ps, inner.flv.last_timestamp_ms);
         // Frames after a new sequence header cannot be decoded with the old one: the cached
         // GOP ends here, and the next keyframe starts a new one.
         inner.flv.gop.clear();
-        let _ = self.flv_tx.send(FlvPacket {
-            kind: FlvKind::SequenceHeader,
-            data: tag,
-        });
+        self.send_flv_header(&mut inner, FlvKind::VideoHeader, tag);
         inner.hls.set_video(ps.clone());
         inner.video = Some(ps);
     }
 
-    /// Declares the stream's audio codec (its frames are accepted but not yet in the outputs).
+    /// Declares the codec the publisher sends audio in (shown by `/api/streams`).
     pub fn set_audio_codec(&self, codec: Codec) {
         self.lock().audio_codec = Some(codec);
+    }
+
+    /// The AAC configuration of the audio in the outputs (from the transcoder). A new one
+    /// (other bytes) sends a new FLV sequence header and a new HLS init segment.
+    pub fn set_aac_config(&self, audio_specific_config: Bytes, sample_rate: u32, channels: u8) {
+        let mut inner = self.lock();
+        if inner.state == StreamState::Ended
+            || inner
+                .aac
+                .as_ref()
+                .is_some_and(|a| a.asc == audio_specific_config)
+        {
+            return;
+        }
+        let tag = crate::mux::flv::aac_sequence_header_tag(
+            &audio_specific_config,
+            inner.flv.last_timestamp_ms,
+        );
+        self.send_flv_header(&mut inner, FlvKind::AudioHeader, tag);
+        let codec = crate::mux::fmp4::TrackCodec::Aac {
+            audio_specific_config: audio_specific_config.clone(),
+            sample_rate,
+            channels,
+        };
+        if let Err(e) = inner.hls.set_audio(codec) {
+            tracing::warn!(stream = %self.name, error = %e, "HLS refused the audio track");
+        }
+        inner.aac = Some(AacConfig {
+            asc: audio_specific_config,
+            sample_rate,
+            channels,
+        });
+    }
+
+    /// Channels of the AAC in the outputs, once declared.
+    pub fn aac_channels(&self) -> Option<u8> {
+        self.lock().aac.as_ref().map(|a| a.channels)
+    }
+
+    /// An AAC frame on the stream's media clock, into FLV and HLS.
+    pub fn push_aac(&self, frame: Frame) {
+        let mut inner = self.lock();
+        if inner.state != StreamState::Live || inner.aac.is_none() {
+            // Before the first video keyframe there is nothing for audio to play against.
+            return;
+        }
+        let ts = dts_to_ms(frame.dts);
+        let tag = crate::mux::flv::aac_frame_tag(&frame.data, ts);
+        inner.flv.push(FlvKind::Audio, tag.clone(), ts);
+        let _ = self.flv_tx.send(FlvPacket {
+            kind: FlvKind::Audio,
+            data: tag,
+        });
+        inner.hls.push(frame, unix_ms(SystemTime::now()));
     }
 
     /// A video access unit, its timestamps on the stream's media clock (90 kHz, from 0).
@@ -186,6 +266,7 @@ impl Stream {
             inner.state = StreamState::Live;
         }
         inner.video_meter.record(frame.pts, frame.data.len());
+        inner.last_video_dts = Some(frame.dts);
 
         let ts = dts_to_ms(frame.dts);
         let cts =
@@ -203,9 +284,15 @@ impl Stream {
         inner.hls.wants_keyframe()
     }
 
-    /// An audio frame on the stream's media clock. Counted; outputs come with the AAC work.
+    /// A publisher's audio frame (Opus) on the stream's media clock: counted. What reaches the
+    /// outputs is its AAC transcode ([`Stream::push_aac`]).
     pub fn push_audio(&self, _frame: Frame) {
         self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The stream time of the latest video frame.
+    pub fn last_video_dts(&self) -> Option<i64> {
+        self.lock().last_video_dts
     }
 
     /// Ends the stream: the playlist gets `EXT-X-ENDLIST`, FLV viewers reach the end of their
@@ -240,18 +327,24 @@ impl Stream {
                 .or_else(|| inner.video_meter.frame_rate()),
             video_data_rate_kbps: inner.video_meter.bitrate().map(|b| b / 1000.0),
             has_video: true,
-            audio: None,
+            audio: inner.aac.as_ref().map(|a| crate::mux::flv::FlvAudioInfo {
+                sample_rate: a.sample_rate,
+                channels: a.channels,
+            }),
         };
+        // The AAC configuration is known as soon as the audio track starts (before its first
+        // frame). Announcing audio that never comes would make some players wait for it.
+        let has_audio = inner.aac.is_some();
         let mut prelude = vec![
-            crate::mux::flv::file_header(false, true),
+            crate::mux::flv::file_header(has_audio, true),
             crate::mux::flv::metadata_tag(&meta),
         ];
-        let header = inner.flv.sequence_header.clone();
+        let header = inner.flv.headers.clone();
         prelude.extend(
             header
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
-                .iter()
+                .tags()
                 .cloned(),
         );
         prelude.extend(inner.flv.gop.iter().cloned());
@@ -302,11 +395,18 @@ impl Stream {
                 Codec::Aac => "mp4a.40.2".to_string(),
                 Codec::H264 => "h264".to_string(),
             }),
+            output_audio_codec: inner.aac.as_ref().map(|_| "mp4a.40.2".to_string()),
             viewers: Viewers {
                 flv: self.flv_viewers.load(Ordering::Relaxed),
                 hls: hls_viewers,
             },
         }
+    }
+
+    /// A new sequence header: kept for viewers to come, sent to those watching.
+    fn send_flv_header(&self, inner: &mut Inner, kind: FlvKind, tag: Bytes) {
+        inner.flv.set_header(kind, tag.clone());
+        let _ = self.flv_tx.send(FlvPacket { kind, data: tag });
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

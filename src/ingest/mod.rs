@@ -5,6 +5,7 @@
 mod nat;
 mod offer;
 mod peer;
+mod rtcp_tap;
 mod session;
 mod track;
 
@@ -94,7 +95,7 @@ impl Ingest {
         stream_name: &str,
         offer_sdp: String,
     ) -> Result<Answer, IngestError> {
-        offer::inspect(&offer_sdp)?;
+        let summary = offer::inspect(&offer_sdp)?;
         let stream = self.shared.hub.claim(stream_name).map_err(|e| match e {
             HubError::AlreadyPublishing(n) => IngestError::Conflict(n),
         })?;
@@ -106,6 +107,19 @@ impl Ingest {
         ));
         match self.negotiate(&session, offer_sdp).await {
             Ok(sdp) => {
+                if summary.has_opus {
+                    // Declared before any media, so the first HLS init segment and every FLV
+                    // viewer's header already include the audio track.
+                    let channels = if summary.opus_stereo { 2 } else { 1 };
+                    match crate::audio::audio_specific_config(48_000, channels) {
+                        Ok(asc) => stream.set_aac_config(
+                            bytes::Bytes::copy_from_slice(&asc),
+                            48_000,
+                            channels,
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "no AAC configuration"),
+                    }
+                }
                 self.shared
                     .sessions
                     .lock()

@@ -10,6 +10,9 @@ pub struct OfferSummary {
     pub audio_sections: usize,
     pub has_h264: bool,
     pub has_opus: bool,
+    /// The audio section's fmtp asks for stereo (`stereo=1` or `sprop-stereo=1`, RFC 7587).
+    /// Browsers send mono unless told otherwise.
+    pub opus_stereo: bool,
 }
 
 /// Checks the offer's shape. Errors name what is wrong in words a publisher can act on.
@@ -44,6 +47,14 @@ pub fn inspect(sdp: &str) -> Result<OfferSummary, IngestError> {
                 }
                 _ => "other",
             });
+        } else if let Some(fmtp) = line.strip_prefix("a=fmtp:") {
+            if section == Some("audio")
+                && fmtp
+                    .split([';', ' '])
+                    .any(|p| p.trim() == "stereo=1" || p.trim() == "sprop-stereo=1")
+            {
+                summary.opus_stereo = true;
+            }
         } else if let Some(rtpmap) = line.strip_prefix("a=rtpmap:") {
             let encoding = rtpmap
                 .split_once(' ')
@@ -93,6 +104,16 @@ a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e0
         let s = inspect(CHROMIUM_LIKE).unwrap();
         assert!(s.has_h264 && s.has_opus);
         assert_eq!((s.video_sections, s.audio_sections), (1, 1));
+    }
+
+    #[test]
+    fn opus_is_mono_unless_the_fmtp_says_stereo() {
+        assert!(!inspect(CHROMIUM_LIKE).unwrap().opus_stereo);
+        let sdp = CHROMIUM_LIKE.replace(
+            "a=rtpmap:111 opus/48000/2\r\n",
+            "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1;stereo=1\r\n",
+        );
+        assert!(inspect(&sdp).unwrap().opus_stereo);
     }
 
     #[test]

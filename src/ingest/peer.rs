@@ -14,6 +14,7 @@ use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCConfigurationBuilder, Registry,
 };
 
+use super::rtcp_tap::{SenderReportTap, SENDER_REPORT_TAP_SLOT};
 use super::IngestError;
 use crate::config::WebRtcConfig;
 
@@ -157,7 +158,12 @@ async fn build_on(
     handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Arc<dyn PeerConnection>, IngestError> {
     let mut engine = media_engine()?;
-    let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(internal)?;
+    let registry = register_default_interceptors(Registry::new(), &mut engine)
+        .map_err(internal)?
+        .with(
+            rtc::interceptor::Slot::from(SENDER_REPORT_TAP_SLOT),
+            SenderReportTap::default(),
+        );
     // Public IPs (1:1 NAT) are written into the answer by `nat`: webrtc-rs 0.21 ignores its
     // own NAT 1:1 setting.
     let settings = SettingEngineBuilder::new()

@@ -5,14 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::time::Instant;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::session::Session;
+use crate::audio::{OpusToAac, TranscodeConfig};
+use crate::media::clock::TrackId;
 use crate::media::h264::ParameterSets;
 use crate::media::{Codec, Frame};
 use crate::rtp::{H264Event, OpusEvent, RtpPacket, TrackEvent, TrackReceiver};
+
+/// How often the audio loop checks that audio keeps up with video.
+const AUDIO_FILL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// PLIs closer together than this are merged: an encoder needs a moment to answer one.
 const MIN_PLI_SPACING: Duration = Duration::from_millis(300);
@@ -37,10 +43,12 @@ pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
                     tracing::debug!(error = %e, "ignoring bad sprop-parameter-sets");
                 }
             }
+            session.stream().register_track(TrackId::Video, 90_000);
             r
         }
         (RtpCodecKind::Audio, "audio/opus") => {
             session.stream().set_audio_codec(Codec::Opus);
+            session.stream().register_track(TrackId::Audio, 48_000);
             TrackReceiver::opus(reorder)
         }
         _ => {
@@ -48,16 +56,16 @@ pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
             return;
         }
     };
+    let is_video = kind == RtpCodecKind::Video;
     let mut loop_state = TrackLoop {
         track: track.clone(),
         session: session.clone(),
         ssrc,
         last_pli: None,
         last_keyframe: None,
-        base: None,
         keyframe_interval: session.config().keyframe_interval(),
+        audio: None,
     };
-    let is_video = kind == RtpCodecKind::Video;
     if is_video {
         // A publisher's first keyframe may already be gone: ask for one now.
         loop_state.request_keyframe().await;
@@ -66,6 +74,8 @@ pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
         Instant::now() + loop_state.keyframe_interval,
         loop_state.keyframe_interval,
     );
+    let mut fill_timer = tokio::time::interval(AUDIO_FILL_INTERVAL);
+    fill_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let closed = session.closed();
     tokio::pin!(closed);
     loop {
@@ -84,11 +94,23 @@ pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
                     };
                     receiver.push(packet, std::time::Instant::now());
                 }
+                Some(TrackRemoteEvent::OnRtcpPacket(packets)) => {
+                    let track_id = if is_video { TrackId::Video } else { TrackId::Audio };
+                    for sr in packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>()) {
+                        if sr.ssrc == ssrc {
+                            session.stream().on_sender_report(track_id, sr.ntp_time, sr.rtp_time);
+                        }
+                    }
+                }
                 Some(TrackRemoteEvent::OnEnded) | None => break,
                 Some(_) => {}
             },
             _ = sleep_until_opt(reorder_deadline) => {
                 receiver.handle_timeout(std::time::Instant::now());
+            }
+            _ = fill_timer.tick(), if !is_video => {
+                let video = session.stream().last_video_dts();
+                loop_state.keep_audio_up_with(video);
             }
             _ = keyframe_timer.tick(), if is_video => {
                 // Only when the encoder has not sent a keyframe of its own (or answered an
@@ -131,9 +153,16 @@ struct TrackLoop {
     ssrc: u32,
     last_pli: Option<Instant>,
     last_keyframe: Option<Instant>,
-    /// The first frame's timestamp: frames are re-based so the stream's media clock starts at 0.
-    base: Option<i64>,
     keyframe_interval: Duration,
+    audio: Option<AudioOut>,
+}
+
+/// The audio track's way into the outputs: Opus transcoded to AAC, placed on the stream clock.
+struct AudioOut {
+    transcoder: OpusToAac,
+    /// Stream time minus Opus time, from the latest Opus frame the clock placed. AAC frames
+    /// share the Opus time base, so they take the same offset.
+    offset: i64,
 }
 
 impl TrackLoop {
@@ -168,19 +197,83 @@ impl TrackLoop {
                     self.request_keyframe().await;
                 }
             }
-            TrackEvent::Opus(OpusEvent::Frame(frame)) => stream.push_audio(self.rebase(frame)),
-            // Concealing lost audio belongs to the AAC transcoder (not built yet).
-            TrackEvent::Opus(OpusEvent::Lost { .. }) => {}
+            TrackEvent::Opus(OpusEvent::Frame(frame)) => {
+                let placed = self.rebase(frame.clone());
+                stream.push_audio(placed.clone());
+                if self.audio.is_none() {
+                    self.audio = self.start_audio(&frame);
+                }
+                if let Some(audio) = self.audio.as_mut() {
+                    audio.offset = placed.dts - frame.dts;
+                    audio.transcoder.push(OpusEvent::Frame(frame));
+                }
+                self.drain_audio();
+            }
+            TrackEvent::Opus(lost @ OpusEvent::Lost { .. }) => {
+                if let Some(audio) = self.audio.as_mut() {
+                    audio.transcoder.push(lost);
+                }
+                self.drain_audio();
+            }
         }
     }
 
-    /// Moves a frame onto the stream's media clock (90 kHz, 0 at this track's first frame).
-    /// Lining audio up with video (RTCP sender reports) comes with the audio outputs.
-    fn rebase(&mut self, mut frame: Frame) -> Frame {
-        let base = *self.base.get_or_insert(frame.dts);
-        frame.pts -= base;
-        frame.dts -= base;
-        frame
+    /// Makes the transcoder. Its channel count is the one the stream declared from the offer
+    /// (the decoder mixes or splits whatever the packets carry to it); failing that, the first
+    /// packet's. The AAC configuration goes to the outputs (unchanged if already declared).
+    fn start_audio(&self, first: &Frame) -> Option<AudioOut> {
+        let mut config = TranscodeConfig::for_packet(&first.data);
+        if let Some(channels) = self.session.stream().aac_channels() {
+            config.channels = channels;
+        }
+        config.bitrate = self.session.config().audio.aac_bitrate;
+        match OpusToAac::new(config) {
+            Ok(transcoder) => {
+                self.session.stream().set_aac_config(
+                    transcoder.audio_specific_config(),
+                    transcoder.sample_rate(),
+                    transcoder.channels(),
+                );
+                Some(AudioOut {
+                    transcoder,
+                    offset: 0,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot transcode this audio; the outputs stay video-only");
+                None
+            }
+        }
+    }
+
+    /// Sends every AAC frame the transcoder has ready to the outputs.
+    fn drain_audio(&mut self) {
+        let Some(audio) = self.audio.as_mut() else {
+            return;
+        };
+        let stream = self.session.stream();
+        while let Some(mut aac) = audio.transcoder.poll() {
+            aac.pts += audio.offset;
+            aac.dts += audio.offset;
+            stream.push_aac(aac);
+        }
+    }
+
+    /// Keeps audio abreast of video while the publisher sends none (muted, DTX, loss): the
+    /// transcoder fills the gap with concealment, then silence, so players keep playing.
+    fn keep_audio_up_with(&mut self, video_dts: Option<i64>) {
+        let (Some(audio), Some(video)) = (self.audio.as_mut(), video_dts) else {
+            return;
+        };
+        audio.transcoder.fill_until(video - audio.offset);
+        self.drain_audio();
+    }
+
+    /// Moves a frame onto the stream's media clock, where audio and video line up.
+    fn rebase(&mut self, frame: Frame) -> Frame {
+        self.session
+            .stream()
+            .map_frame(frame, std::time::Instant::now())
     }
 
     async fn request_keyframe(&mut self) {

@@ -1,5 +1,6 @@
 //! Media frames as they travel from the depacketizers to the muxers, and the one media clock.
 
+pub mod clock;
 pub mod h264;
 
 use bytes::Bytes;

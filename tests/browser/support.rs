@@ -430,19 +430,11 @@ pub struct VideoProbe {
     pub frames: u64,
 }
 
-pub fn probe_video(file: &Path) -> VideoProbe {
+/// ffprobe's first stream of `select` ("v:0", "a:0") with `entries`, as JSON.
+fn probe_stream(file: &Path, select: &str, entries: &str) -> serde_json::Value {
     let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames",
-            "-of",
-            "json",
-        ])
+        .args(["-v", "error", "-count_frames", "-select_streams", select])
+        .args(["-show_entries", entries, "-of", "json"])
         .arg(file)
         .output()
         .expect("run ffprobe");
@@ -452,8 +444,12 @@ pub fn probe_video(file: &Path) -> VideoProbe {
         file.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ffprobe JSON");
-    let stream = &json["streams"][0];
+    let mut json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ffprobe JSON");
+    json["streams"][0].take()
+}
+
+pub fn probe_video(file: &Path) -> VideoProbe {
+    let stream = &probe_stream(file, "v:0", "stream=codec_name,width,height,nb_read_frames");
     VideoProbe {
         codec: stream["codec_name"].as_str().unwrap_or("").to_string(),
         width: stream["width"].as_u64().unwrap_or(0),
@@ -463,6 +459,49 @@ pub fn probe_video(file: &Path) -> VideoProbe {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
     }
+}
+
+#[derive(Debug)]
+pub struct AudioProbe {
+    pub codec: String,
+    pub sample_rate: u64,
+    /// Decoded AAC frames (1024 samples each).
+    pub frames: u64,
+}
+
+impl AudioProbe {
+    pub fn seconds(&self) -> f64 {
+        (self.frames * 1024) as f64 / self.sample_rate.max(1) as f64
+    }
+}
+
+pub fn probe_audio(file: &Path) -> AudioProbe {
+    let stream = &probe_stream(file, "a:0", "stream=codec_name,sample_rate,nb_read_frames");
+    let number = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    AudioProbe {
+        codec: stream["codec_name"].as_str().unwrap_or("none").to_string(),
+        sample_rate: number(&stream["sample_rate"]),
+        frames: number(&stream["nb_read_frames"]),
+    }
+}
+
+/// Chromium's fake microphone reaches both outputs as AAC, covering (nearly) the video.
+pub fn check_audio(output: &str, file: &Path, video_secs: f64) {
+    let audio = probe_audio(file);
+    eprintln!(
+        "{output} audio: ffprobe {audio:?} = {:.2} s",
+        audio.seconds()
+    );
+    assert_eq!(
+        (audio.codec.as_str(), audio.sample_rate),
+        ("aac", 48_000),
+        "{output} audio"
+    );
+    assert!(
+        audio.seconds() >= video_secs * 0.8,
+        "{output}: {:.2} s of audio for {video_secs:.2} s of video",
+        audio.seconds()
+    );
 }
 
 /// The last `lines` lines of a text file (for failure messages).

@@ -1,5 +1,6 @@
 //! Helpers shared by the gateway tests: a loopback-only server, HTTP clients (reqwest and a raw
-//! HTTP/1.1 one that sends paths untouched), bounded polling, and ffprobe.
+//! HTTP/1.1 one that sends paths untouched), HLS and HTTP-FLV viewers that capture what they
+//! get, bounded polling, and ffprobe.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use bytes::Bytes;
 use castgate::config::Config;
 use castgate::server::Server;
+use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Logs go to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=debug`).
@@ -294,4 +297,198 @@ pub fn assert_loopback_candidates(what: &str, sdp: &str) {
             "{what} has a candidate that is not a loopback host candidate: {c}"
         );
     }
+}
+
+// ---- Viewers: an HLS client polling the live playlist and an HTTP-FLV client ----
+
+/// Upper bound for anything the viewers wait on; the test must never hang.
+pub const VIEWER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What an HLS client polling the live playlist collected.
+#[derive(Debug, Default)]
+pub struct HlsCapture {
+    /// The last playlist text seen.
+    pub playlist: String,
+    pub init: Option<Bytes>,
+    /// Media sequence number and bytes of every segment fetched, in order.
+    pub segments: Vec<(u64, String, Bytes)>,
+    /// Things that went wrong while polling (non-200s, gaps, deadline).
+    pub problems: Vec<String>,
+}
+
+/// Polls the playlist every 200 ms, fetching the init segment once and every new media
+/// segment, until `#EXT-X-ENDLIST` appears or the deadline passes.
+pub async fn capture_hls(http: reqwest::Client, playlist_url: String) -> HlsCapture {
+    let mut cap = HlsCapture::default();
+    let base = Url::parse(&playlist_url).expect("playlist URL");
+    let deadline = tokio::time::Instant::now() + VIEWER_DEADLINE;
+    let mut next_seq: Option<u64> = None;
+    loop {
+        if tokio::time::Instant::now() > deadline {
+            cap.problems
+                .push("no #EXT-X-ENDLIST before the deadline".into());
+            return cap;
+        }
+        let (status, body) = fetch(&http, base.as_str()).await;
+        if status != 200 {
+            // Before the first segment is cut the playlist may not exist yet.
+            if next_seq.is_some() {
+                cap.problems.push(format!("playlist answered {status}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        cap.playlist = String::from_utf8_lossy(&body).into_owned();
+        let playlist = match m3u8_rs::parse_media_playlist_res(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                cap.problems
+                    .push(format!("unparsable playlist ({e:?}): {}", cap.playlist));
+                return cap;
+            }
+        };
+        for (i, segment) in playlist.segments.iter().enumerate() {
+            let seq = playlist.media_sequence + i as u64;
+            if cap.init.is_none() {
+                if let Some(map) = &segment.map {
+                    let url = base.join(&map.uri).expect("init URI");
+                    let (status, bytes) = fetch(&http, url.as_str()).await;
+                    if status == 200 {
+                        cap.init = Some(bytes);
+                    } else {
+                        cap.problems
+                            .push(format!("init {} answered {status}", map.uri));
+                    }
+                }
+            }
+            if next_seq.is_some_and(|n| seq < n) {
+                continue;
+            }
+            if let Some(n) = next_seq.filter(|&n| seq > n) {
+                cap.problems
+                    .push(format!("segments {n}..{seq} were never seen"));
+            }
+            let url = base.join(&segment.uri).expect("segment URI");
+            let (status, bytes) = fetch(&http, url.as_str()).await;
+            if status == 200 {
+                cap.segments.push((seq, segment.uri.clone(), bytes));
+            } else {
+                cap.problems
+                    .push(format!("segment {} answered {status}", segment.uri));
+            }
+            next_seq = Some(seq + 1);
+        }
+        if playlist.end_list {
+            return cap;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn fetch(http: &reqwest::Client, url: &str) -> (u16, Bytes) {
+    match http.get(url).timeout(Duration::from_secs(10)).send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.bytes().await.unwrap_or_default())
+        }
+        Err(e) => panic!("GET {url}: {e}"),
+    }
+}
+
+/// What an HTTP-FLV viewer received.
+#[derive(Debug, Default)]
+pub struct FlvCapture {
+    pub status: u16,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    /// The server ended the response (as it should when the stream ends).
+    pub ended: bool,
+    pub error: Option<String>,
+}
+
+pub async fn capture_flv(http: reqwest::Client, url: String) -> FlvCapture {
+    let mut cap = FlvCapture::default();
+    let read = async {
+        let mut response = match http.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                cap.error = Some(e.to_string());
+                return;
+            }
+        };
+        cap.status = response.status().as_u16();
+        cap.content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => cap.bytes.extend_from_slice(&chunk),
+                Ok(None) => {
+                    cap.ended = true;
+                    return;
+                }
+                Err(e) => {
+                    cap.error = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+    };
+    if tokio::time::timeout(VIEWER_DEADLINE, read).await.is_err() {
+        cap.error = Some("response still open at the deadline".into());
+    }
+    cap
+}
+
+/// Writes `parts` one after the other into `path` (e.g. an init segment and media segments).
+pub fn write(path: &Path, parts: &[&[u8]]) {
+    let data: Vec<u8> = parts.concat();
+    std::fs::write(path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// A live publish with an HLS poller and an HTTP-FLV viewer started on it.
+pub struct Watched {
+    pub session: castgate::client::PublishSession,
+    pub flv: tokio::task::JoinHandle<FlvCapture>,
+    pub hls: tokio::task::JoinHandle<HlsCapture>,
+}
+
+/// Publishes `source` to `/whip/{name}`, waits until it is connected and live, and starts both
+/// viewers at once, inside the first GOP: the FLV GOP cache starts them at frame 0 and the HLS
+/// window still holds the first segment.
+pub async fn publish_and_watch(
+    srv: &TestServer,
+    name: &str,
+    source: castgate::client::MediaSource,
+) -> Watched {
+    let opts = castgate::client::PublishOptions {
+        http: Some(http_client()),
+        ..castgate::client::PublishOptions::default()
+    };
+    let mut session =
+        castgate::client::publish(&srv.url(&format!("/whip/{name}")), None, source, opts)
+            .await
+            .expect("WHIP publish is accepted");
+    session
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .expect("ICE + DTLS connect over loopback");
+    eventually(
+        &format!("stream {name} to be live in /api/streams"),
+        Duration::from_secs(10),
+        || async { srv.stream_state(name).await.filter(|s| s == "live") },
+    )
+    .await;
+    let flv = tokio::spawn(capture_flv(
+        srv.http.clone(),
+        srv.url(&format!("/flv/{name}.flv")),
+    ));
+    let hls = tokio::spawn(capture_hls(
+        srv.http.clone(),
+        srv.url(&format!("/hls/{name}/index.m3u8")),
+    ));
+    Watched { session, flv, hls }
 }
