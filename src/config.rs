@@ -23,6 +23,9 @@ pub struct Config {
 pub struct AudioConfig {
     /// AAC bitrate in bits per second; unset gives 128 kb/s stereo, 64 kb/s mono.
     pub aac_bitrate: Option<u32>,
+    /// Put the publisher's Opus into HLS untranscoded (fMP4 Opus): for operators who serve only
+    /// modern browsers. iPhones and TS players need AAC, the default. FLV is AAC either way.
+    pub hls_opus_passthrough: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -173,6 +176,13 @@ impl Config {
         positive(self.hls.segment_duration_secs, "hls.segment_duration_secs")?;
         if self.hls.window < 3 {
             return Err(ConfigError::Invalid("hls.window must be at least 3".into()));
+        }
+        if let Some(b) = self.audio.aac_bitrate {
+            if !(16_000..=320_000).contains(&b) {
+                return Err(ConfigError::Invalid(
+                    "audio.aac_bitrate must be between 16000 and 320000".into(),
+                ));
+            }
         }
         if self.flv.viewer_queue == 0 {
             return Err(ConfigError::Invalid("flv.viewer_queue must be > 0".into()));

@@ -37,6 +37,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         segment_target: config.segment_duration(),
         hls_window: config.hls.window,
         flv_queue: config.flv.viewer_queue,
+        hls_opus_passthrough: config.audio.hls_opus_passthrough,
     }));
     let ingest = Ingest::new(config.clone(), hub.clone());
     let state = AppState {

@@ -25,11 +25,16 @@ const SPS: &[u8] = &[
 const PPS: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
 
 fn state() -> AppState {
+    state_with(false)
+}
+
+fn state_with(hls_opus_passthrough: bool) -> AppState {
     let config = Arc::new(Config::default());
     let hub = Arc::new(Hub::new(StreamSettings {
         segment_target: Duration::from_secs(1),
         hls_window: 6,
         flv_queue: 64,
+        hls_opus_passthrough,
     }));
     AppState {
         ingest: Ingest::new(config.clone(), hub.clone()),
@@ -276,5 +281,98 @@ async fn flv_and_hls_carry_aac_once_the_stream_has_it() {
     assert!(
         has(b"avc1") && has(b"mp4a") && has(b"esds"),
         "init has both tracks"
+    );
+}
+
+/// A frame of `codec` at `k` steps of `step` ticks.
+fn audio_frame(codec: Codec, k: i64, step: i64) -> Frame {
+    Frame {
+        codec,
+        pts: k * step,
+        dts: k * step,
+        keyframe: true,
+        data: Bytes::from(vec![0x21, k as u8, 0x00]),
+    }
+}
+
+async fn body(state: &AppState, uri: &str) -> Bytes {
+    let res = get(state, uri, &[]).await;
+    assert_eq!(res.status(), StatusCode::OK, "{uri}");
+    to_bytes(res.into_body(), 1 << 22).await.unwrap()
+}
+
+/// The first init segment the playlist names, and the playlist.
+async fn first_init(state: &AppState) -> (Bytes, m3u8_rs::MediaPlaylist) {
+    let text = body(state, "/hls/cam/index.m3u8").await;
+    let (_, playlist) = m3u8_rs::parse_media_playlist(&text).unwrap();
+    let uri = playlist.segments[0].map.as_ref().unwrap().uri.clone();
+    (body(state, &format!("/hls/cam/{uri}")).await, playlist)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn audio_only_stream_goes_live_on_audio_in_both_outputs() {
+    let state = state();
+    let stream = state.hub.claim("cam").unwrap();
+    stream.set_audio_only();
+    stream.set_aac_config(Bytes::from_static(&[0x11, 0x88]), 48_000, 1);
+    assert_eq!(stream.state(), crate::hub::StreamState::Starting);
+    // 3 s of AAC frames (1024 samples = 1920 ticks).
+    for k in 0..=141 {
+        stream.push_aac(audio_frame(Codec::Aac, k, 1920));
+    }
+    assert_eq!(stream.state(), crate::hub::StreamState::Live);
+    let (init, playlist) = first_init(&state).await;
+    assert!(playlist.segments.len() >= 2, "segments cut on audio alone");
+    assert!(contains(&init, b"mp4a") && !contains(&init, b"avc1"));
+
+    let res = get(&state, "/flv/cam.flv", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    stream.push_aac(audio_frame(Codec::Aac, 142, 1920));
+    state.hub.release(&stream);
+    let flv = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(flv[4], 0x04, "FLV header flags: audio only");
+    let tags = crate::mux::flv::parse_tags(&flv).unwrap();
+    let kinds: Vec<(u8, u8)> = tags.iter().map(|t| (t.tag_type, t.body[1])).collect();
+    // Metadata, AAC sequence header, then the live AAC frame.
+    assert_eq!(kinds[1..], [(8, 0), (8, 1)]);
+}
+
+#[tokio::test]
+async fn opus_passes_through_to_hls_while_flv_gets_aac() {
+    let state = state_with(true);
+    let stream = state.hub.claim("cam").unwrap();
+    stream.set_video_params(
+        ParameterSets::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap(),
+    );
+    stream.set_aac_config(Bytes::from_static(&[0x11, 0x90]), 48_000, 2);
+    let (mut v, mut a) = (0i64, 0i64);
+    while v <= 90 {
+        // Opus every 20 ms (1800 ticks), and its AAC transcode alongside.
+        if a * 1800 < v * 3000 {
+            stream.push_opus_to_hls(audio_frame(Codec::Opus, a, 1800));
+            stream.push_aac(audio_frame(Codec::Aac, a * 1800 / 1920, 1920));
+            a += 1;
+        } else {
+            stream.push_video(frame(v, v % 30 == 0));
+            v += 1;
+        }
+    }
+    let (init, _) = first_init(&state).await;
+    assert!(
+        contains(&init, b"Opus") && contains(&init, b"dOps"),
+        "Opus in HLS"
+    );
+    assert!(!contains(&init, b"mp4a"), "no AAC in HLS");
+    let res = get(&state, "/flv/cam.flv", &[]).await;
+    state.hub.release(&stream);
+    let flv = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let tags = crate::mux::flv::parse_tags(&flv).unwrap();
+    assert!(
+        tags.iter().any(|t| t.tag_type == 8 && t.body[0] == 0xaf),
+        "FLV carries AAC"
     );
 }

@@ -97,6 +97,8 @@ pub struct FlvSubscription {
     rx: broadcast::Receiver<FlvPacket>,
     viewers: Arc<AtomicUsize>,
     headers: SharedHeaders,
+    /// No video: a lagging viewer resumes at any audio frame, not at a keyframe.
+    audio_only: bool,
 }
 
 impl FlvSubscription {
@@ -112,7 +114,14 @@ impl FlvSubscription {
             rx,
             viewers,
             headers,
+            audio_only: false,
         }
+    }
+
+    /// For a stream without video.
+    pub(crate) fn audio_only(mut self) -> FlvSubscription {
+        self.audio_only = true;
+        self
     }
 
     /// The viewer's byte stream, ending when the publisher does.
@@ -183,6 +192,11 @@ async fn next_chunk(mut st: ViewerState) -> Option<(Result<Bytes, std::io::Error
                 }
                 FlvKind::AudioHeader => {
                     st.sent.audio = Some(p.data.clone());
+                    return Some((Ok(p.data), st));
+                }
+                FlvKind::Audio if st.skipping && st.sub.audio_only => {
+                    // Every AAC frame is a random access point.
+                    st.skipping = false;
                     return Some((Ok(p.data), st));
                 }
                 FlvKind::VideoKey if st.skipping => {

@@ -22,6 +22,9 @@ pub struct StreamSettings {
     pub segment_target: Duration,
     pub hls_window: usize,
     pub flv_queue: usize,
+    /// Put the publisher's Opus into HLS as it is (fMP4 `Opus` + `dOps`) instead of AAC.
+    /// FLV, which cannot carry Opus, gets AAC either way.
+    pub hls_opus_passthrough: bool,
 }
 
 impl Default for StreamSettings {
@@ -30,6 +33,7 @@ impl Default for StreamSettings {
             segment_target: Duration::from_secs(2),
             hls_window: 6,
             flv_queue: 1024,
+            hls_opus_passthrough: false,
         }
     }
 }
@@ -72,6 +76,20 @@ pub struct Viewers {
     pub hls: usize,
 }
 
+impl Inner {
+    /// Audio goes out once the stream is live (its first video keyframe); an audio-only
+    /// stream goes live with its first audio frame.
+    fn audio_ready(&mut self) -> bool {
+        if self.aac.is_none() || self.state == StreamState::Ended {
+            return false;
+        }
+        if self.state == StreamState::Starting && self.audio_only {
+            self.state = StreamState::Live;
+        }
+        self.state == StreamState::Live
+    }
+}
+
 /// The AAC the outputs carry.
 struct AacConfig {
     asc: Bytes,
@@ -92,6 +110,10 @@ pub struct Stream {
 
 struct Inner {
     state: StreamState,
+    /// No video track: the stream goes live with its first audio frame.
+    audio_only: bool,
+    hls_opus_passthrough: bool,
+    hls_config: HlsConfig,
     video: Option<ParameterSets>,
     audio_codec: Option<Codec>,
     aac: Option<AacConfig>,
@@ -106,11 +128,12 @@ struct Inner {
 impl Stream {
     pub(super) fn new(name: String, settings: &StreamSettings) -> Stream {
         let publish_id = new_publish_id();
-        let hls = HlsStream::new(HlsConfig {
+        let hls_config = HlsConfig {
             segment_target: settings.segment_target,
             window: settings.hls_window,
             name_prefix: publish_id.clone(),
-        });
+        };
+        let hls = HlsStream::new(hls_config.clone());
         let (flv_tx, _) = broadcast::channel(settings.flv_queue);
         Stream {
             name,
@@ -118,6 +141,9 @@ impl Stream {
             started_at: SystemTime::now(),
             inner: Mutex::new(Inner {
                 state: StreamState::Starting,
+                audio_only: false,
+                hls_opus_passthrough: settings.hls_opus_passthrough,
+                hls_config,
                 video: None,
                 audio_codec: None,
                 aac: None,
@@ -192,6 +218,16 @@ impl Stream {
         inner.video = Some(ps);
     }
 
+    /// Declares a publish without video, before any media: HLS segments are cut on audio and
+    /// the stream goes live with its first audio frame.
+    pub fn set_audio_only(&self) {
+        let mut inner = self.lock();
+        if inner.state == StreamState::Starting && !inner.audio_only {
+            inner.audio_only = true;
+            inner.hls = HlsStream::new_audio_only(inner.hls_config.clone());
+        }
+    }
+
     /// Declares the codec the publisher sends audio in (shown by `/api/streams`).
     pub fn set_audio_codec(&self, codec: Codec) {
         self.lock().audio_codec = Some(codec);
@@ -214,10 +250,19 @@ impl Stream {
             inner.flv.last_timestamp_ms,
         );
         self.send_flv_header(&mut inner, FlvKind::AudioHeader, tag);
-        let codec = crate::mux::fmp4::TrackCodec::Aac {
-            audio_specific_config: audio_specific_config.clone(),
-            sample_rate,
-            channels,
+        let codec = if inner.hls_opus_passthrough {
+            crate::mux::fmp4::TrackCodec::Opus {
+                sample_rate,
+                channels,
+                // libopus encoders (browsers, OBS) use 3.25 ms of pre-skip at 48 kHz.
+                pre_skip: 312,
+            }
+        } else {
+            crate::mux::fmp4::TrackCodec::Aac {
+                audio_specific_config: audio_specific_config.clone(),
+                sample_rate,
+                channels,
+            }
         };
         if let Err(e) = inner.hls.set_audio(codec) {
             tracing::warn!(stream = %self.name, error = %e, "HLS refused the audio track");
@@ -237,8 +282,7 @@ impl Stream {
     /// An AAC frame on the stream's media clock, into FLV and HLS.
     pub fn push_aac(&self, frame: Frame) {
         let mut inner = self.lock();
-        if inner.state != StreamState::Live || inner.aac.is_none() {
-            // Before the first video keyframe there is nothing for audio to play against.
+        if !inner.audio_ready() {
             return;
         }
         let ts = dts_to_ms(frame.dts);
@@ -248,7 +292,17 @@ impl Stream {
             kind: FlvKind::Audio,
             data: tag,
         });
-        inner.hls.push(frame, unix_ms(SystemTime::now()));
+        if !inner.hls_opus_passthrough {
+            inner.hls.push(frame, unix_ms(SystemTime::now()));
+        }
+    }
+
+    /// A publisher's Opus frame on the stream clock, for HLS when Opus passes through.
+    pub fn push_opus_to_hls(&self, frame: Frame) {
+        let mut inner = self.lock();
+        if inner.hls_opus_passthrough && inner.audio_ready() {
+            inner.hls.push(frame, unix_ms(SystemTime::now()));
+        }
     }
 
     /// A video access unit, its timestamps on the stream's media clock (90 kHz, from 0).
@@ -317,16 +371,18 @@ impl Stream {
         if inner.state != StreamState::Live {
             return None;
         }
-        let ps = inner.video.as_ref()?;
+        let ps = inner.video.as_ref();
+        if ps.is_none() && !inner.audio_only {
+            return None;
+        }
         let meta = crate::mux::flv::FlvMetadata {
-            width: ps.info.width,
-            height: ps.info.height,
+            width: ps.map_or(0, |p| p.info.width),
+            height: ps.map_or(0, |p| p.info.height),
             frame_rate: ps
-                .info
-                .frame_rate
+                .and_then(|p| p.info.frame_rate)
                 .or_else(|| inner.video_meter.frame_rate()),
             video_data_rate_kbps: inner.video_meter.bitrate().map(|b| b / 1000.0),
-            has_video: true,
+            has_video: ps.is_some(),
             audio: inner.aac.as_ref().map(|a| crate::mux::flv::FlvAudioInfo {
                 sample_rate: a.sample_rate,
                 channels: a.channels,
@@ -336,7 +392,7 @@ impl Stream {
         // frame). Announcing audio that never comes would make some players wait for it.
         let has_audio = inner.aac.is_some();
         let mut prelude = vec![
-            crate::mux::flv::file_header(has_audio, true),
+            crate::mux::flv::file_header(has_audio, ps.is_some()),
             crate::mux::flv::metadata_tag(&meta),
         ];
         let header = inner.flv.headers.clone();
@@ -351,12 +407,12 @@ impl Stream {
         // Subscribing while holding the lock: no tag is missed or sent twice between the
         // cached GOP and the live feed.
         let rx = self.flv_tx.subscribe();
-        Some(FlvSubscription::new(
-            prelude,
-            rx,
-            self.flv_viewers.clone(),
-            header,
-        ))
+        let sub = FlvSubscription::new(prelude, rx, self.flv_viewers.clone(), header);
+        Some(if inner.audio_only {
+            sub.audio_only()
+        } else {
+            sub
+        })
     }
 
     /// The current HLS playlist, once there is a segment. `client` identifies the caller for the

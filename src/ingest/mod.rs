@@ -105,7 +105,13 @@ impl Ingest {
             stream.clone(),
             self.shared.clone(),
         ));
-        match self.negotiate(&session, offer_sdp).await {
+        if summary.video_sections == 0 {
+            stream.set_audio_only();
+        }
+        match self
+            .negotiate(&session, offer_sdp, summary.video_sections > 0)
+            .await
+        {
             Ok(sdp) => {
                 if summary.has_opus {
                     // Declared before any media, so the first HLS init segment and every FLV
@@ -143,6 +149,7 @@ impl Ingest {
         &self,
         session: &Arc<Session>,
         offer_sdp: String,
+        wants_video: bool,
     ) -> Result<String, IngestError> {
         let events = Arc::new(session::Events {
             session: Arc::downgrade(session),
@@ -175,7 +182,7 @@ impl Ingest {
             .local_description()
             .await
             .ok_or_else(|| IngestError::Internal("no local description".into()))?;
-        if !local.sdp.contains("m=video") || local.sdp.contains("m=video 0 ") {
+        if wants_video && (!local.sdp.contains("m=video") || local.sdp.contains("m=video 0 ")) {
             return Err(IngestError::Unsupported(
                 "no H.264 video could be negotiated; castgate takes H.264 (packetization-mode=1) and Opus".into(),
             ));

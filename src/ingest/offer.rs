@@ -77,7 +77,10 @@ pub fn inspect(sdp: &str) -> Result<OfferSummary, IngestError> {
             "at most one video and one audio track per publish".into(),
         ));
     }
-    if !summary.has_h264 {
+    // Video must be H.264; an offer without video is an audio-only publish, which needs Opus.
+    let video_ok = summary.video_sections == 0 || summary.has_h264;
+    let audio_ok = summary.video_sections > 0 || summary.has_opus;
+    if !video_ok || !audio_ok {
         return Err(IngestError::Unsupported(
             "no H.264 video in the offer; castgate takes H.264 video (packetization-mode=1) and Opus audio".into(),
         ));
@@ -132,6 +135,19 @@ a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e0
         assert!(matches!(
             inspect("v=0\r\ns=-\r\n"),
             Err(IngestError::BadOffer(_))
+        ));
+    }
+
+    #[test]
+    fn audio_only_offer_needs_opus() {
+        let audio_only =
+            "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        let s = inspect(audio_only).unwrap();
+        assert_eq!((s.video_sections, s.has_opus), (0, true));
+        let pcmu_only = "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        assert!(matches!(
+            inspect(pcmu_only),
+            Err(IngestError::Unsupported(_))
         ));
     }
 

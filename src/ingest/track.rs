@@ -200,6 +200,7 @@ impl TrackLoop {
             TrackEvent::Opus(OpusEvent::Frame(frame)) => {
                 let placed = self.rebase(frame.clone());
                 stream.push_audio(placed.clone());
+                stream.push_opus_to_hls(placed.clone());
                 if self.audio.is_none() {
                     self.audio = self.start_audio(&frame);
                 }

@@ -94,3 +94,26 @@ async fn answers_use_the_port_range_public_ip_and_advertise_ice_servers() {
     assert_ne!(ports[0], ports[1], "two live publishers share a port");
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audio_only_offer_is_answered_and_the_stream_is_declared() {
+    init_tracing();
+    let srv = TestServer::start().await;
+    let res = http_client()
+        .post(srv.url("/whip/radio"))
+        .header("content-type", "application/sdp")
+        .body(offer(&[OPUS]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let answer = res.text().await.unwrap();
+    assert!(
+        answer.contains("m=audio") && !answer.contains("m=video"),
+        "{answer}"
+    );
+    assert!(answer.contains("opus/48000/2"), "{answer}");
+    // Claimed, waiting for its first audio frame; no video is expected of it.
+    assert_eq!(srv.stream_state("radio").await.as_deref(), Some("starting"));
+    srv.shutdown().await;
+}
