@@ -163,6 +163,8 @@ struct AudioOut {
     /// Stream time minus Opus time, from the latest Opus frame the clock placed. AAC frames
     /// share the Opus time base, so they take the same offset.
     offset: i64,
+    /// The latest Opus frame's time and when it came.
+    last_input: Option<(i64, Instant)>,
 }
 
 impl TrackLoop {
@@ -206,6 +208,7 @@ impl TrackLoop {
                 }
                 if let Some(audio) = self.audio.as_mut() {
                     audio.offset = placed.dts - frame.dts;
+                    audio.last_input = Some((frame.dts, Instant::now()));
                     audio.transcoder.push(OpusEvent::Frame(frame));
                 }
                 self.drain_audio();
@@ -238,6 +241,7 @@ impl TrackLoop {
                 Some(AudioOut {
                     transcoder,
                     offset: 0,
+                    last_input: None,
                 })
             }
             Err(e) => {
@@ -260,13 +264,22 @@ impl TrackLoop {
         }
     }
 
-    /// Keeps audio abreast of video while the publisher sends none (muted, DTX, loss): the
-    /// transcoder fills the gap with concealment, then silence, so players keep playing.
+    /// Keeps audio going while the publisher sends none (muted, DTX, loss): the transcoder
+    /// fills the gap with concealment, then silence, so players keep playing. The pace is the
+    /// video's when there is video, else the wall clock since the last Opus packet.
     fn keep_audio_up_with(&mut self, video_dts: Option<i64>) {
-        let (Some(audio), Some(video)) = (self.audio.as_mut(), video_dts) else {
+        let Some(audio) = self.audio.as_mut() else {
             return;
         };
-        audio.transcoder.fill_until(video - audio.offset);
+        let until = match (video_dts, audio.last_input) {
+            (Some(video), _) => video - audio.offset,
+            (None, Some((pts, at))) => {
+                pts + (at.elapsed().as_micros() as i64) * i64::from(crate::media::CLOCK_RATE)
+                    / 1_000_000
+            }
+            (None, None) => return,
+        };
+        audio.transcoder.fill_until(until);
         self.drain_audio();
     }
 

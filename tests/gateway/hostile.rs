@@ -23,6 +23,12 @@ pub(super) const H264: Section = Section {
     rtpmap: "H264/90000",
     fmtp: Some("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
 };
+const PCMU: Section = Section {
+    kind: "audio",
+    payload_type: 0,
+    rtpmap: "PCMU/8000",
+    fmtp: None,
+};
 const VP8: Section = Section {
     kind: "video",
     payload_type: 96,
@@ -125,9 +131,9 @@ async fn hostile_requests_get_4xx_and_the_gateway_stays_healthy() {
             Expect::OneOf(&[400]),
         ),
         post_sdp(
-            "audio-only offer",
+            "audio-only offer without Opus (PCMU)",
             "/whip/h1",
-            offer(&[OPUS]),
+            offer(&[PCMU]),
             Expect::OneOf(&[406, 422]),
         ),
         post_sdp(
