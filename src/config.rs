@@ -35,6 +35,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Origins allowed by CORS. Empty means any origin (`*`).
     pub cors_allow_origins: Vec<String>,
+    /// When set, WHIP requests (publish, DELETE, PATCH) need `Authorization: Bearer <token>`
+    /// (RFC 9725 §4.5). Viewing stays open.
+    pub publish_token: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -93,6 +96,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             cors_allow_origins: Vec::new(),
+            publish_token: None,
         }
     }
 }
@@ -176,6 +180,11 @@ impl Config {
         positive(self.hls.segment_duration_secs, "hls.segment_duration_secs")?;
         if self.hls.window < 3 {
             return Err(ConfigError::Invalid("hls.window must be at least 3".into()));
+        }
+        if self.http.publish_token.as_deref() == Some("") {
+            return Err(ConfigError::Invalid(
+                "http.publish_token must not be empty (leave it out to disable)".into(),
+            ));
         }
         if let Some(b) = self.audio.aac_bitrate {
             if !(16_000..=320_000).contains(&b) {

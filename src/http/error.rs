@@ -10,6 +10,8 @@ use crate::ingest::IngestError;
 pub struct ApiError {
     pub status: StatusCode,
     pub reason: String,
+    /// An extra response header (e.g. `WWW-Authenticate` on a 401).
+    pub header: Option<(axum::http::HeaderName, &'static str)>,
 }
 
 impl ApiError {
@@ -17,7 +19,13 @@ impl ApiError {
         ApiError {
             status,
             reason: reason.into(),
+            header: None,
         }
+    }
+
+    pub fn with_header(mut self, name: axum::http::HeaderName, value: &'static str) -> ApiError {
+        self.header = Some((name, value));
+        self
     }
 
     pub fn bad_request(reason: impl Into<String>) -> ApiError {
@@ -33,7 +41,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = self.reason;
         body.push('\n');
-        (
+        let mut response = (
             self.status,
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -41,7 +49,13 @@ impl IntoResponse for ApiError {
             )],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some((name, value)) = self.header {
+            response
+                .headers_mut()
+                .insert(name, axum::http::HeaderValue::from_static(value));
+        }
+        response
     }
 }
 

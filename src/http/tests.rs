@@ -376,3 +376,45 @@ async fn opus_passes_through_to_hls_while_flv_gets_aac() {
         "FLV carries AAC"
     );
 }
+
+#[tokio::test]
+async fn publish_token_guards_whip_but_not_viewing() {
+    let mut state = state();
+    let mut config = Config::default();
+    config.http.publish_token = Some("s3cret".into());
+    state.config = Arc::new(config);
+    let send = |method: &str, uri: &str, auth: Option<&str>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            // Not SDP: a request that gets past the token check is then refused with 415.
+            .header("content-type", "text/plain");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        app(state.clone()).oneshot(req.body(Body::from("x")).unwrap())
+    };
+    let res = send("POST", "/whip/cam", None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        header_of(&res, header::WWW_AUTHENTICATE),
+        "Bearer realm=\"castgate\""
+    );
+    for wrong in ["Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret"] {
+        let res = send("POST", "/whip/cam", Some(wrong)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+    }
+    let res = send("POST", "/whip/cam", Some("Bearer s3cret"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let res = send("DELETE", "/whip/cam/abc", None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = send("DELETE", "/whip/cam/abc", Some("bearer s3cret"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Viewing needs no token.
+    let res = get(&state, "/api/streams", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}

@@ -18,6 +18,7 @@ pub async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
     let name = stream_name(&name)?;
     if !is_sdp(&headers) {
         return Err(ApiError::new(
@@ -53,7 +54,9 @@ pub async fn publish(
 pub async fn delete(
     State(state): State<AppState>,
     Path((name, session)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    authorize(&state, &headers)?;
     let name = stream_name(&name)?;
     state.ingest.delete(name, &session)?;
     Ok(StatusCode::OK)
@@ -63,7 +66,9 @@ pub async fn delete(
 pub async fn patch(
     State(state): State<AppState>,
     Path((name, session)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
     let name = stream_name(&name)?;
     if state.ingest.session(name, &session).is_none() {
         return Err(ApiError::not_found("no such WHIP session"));
@@ -72,6 +77,34 @@ pub async fn patch(
         StatusCode::METHOD_NOT_ALLOWED,
         "trickle ICE and ICE restart are not supported: the answer lists every candidate",
     ))
+}
+
+/// Checks the Bearer token when one is configured (RFC 6750; compared in constant time).
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = state.config.http.publish_token.as_deref() else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
+        });
+    match given {
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "publishing needs a valid token: Authorization: Bearer <token>",
+        )
+        .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"castgate\"")),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn is_sdp(headers: &HeaderMap) -> bool {
@@ -131,6 +164,13 @@ mod tests {
                 "<turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"user\"; credential=\"pa\\\"ss\"; credential-type=\"password\"".to_string(),
             ]
         );
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
     }
 
     #[test]
