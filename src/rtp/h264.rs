@@ -21,16 +21,14 @@ pub const MAX_PACKETS_PER_ACCESS_UNIT: u32 = 16_384;
 /// More NAL units than this in one access unit is treated as loss.
 pub const MAX_NALS_PER_ACCESS_UNIT: u32 = 8_192;
 
-// NAL unit types (H.264 Table 7-1) and RTP packet types (RFC 6184 Table 1).
-const NAL_IDR: u8 = 5;
-const NAL_SPS: u8 = 7;
-const NAL_PPS: u8 = 8;
-const NAL_AUD: u8 = 9;
-const STAP_A: u8 = 24;
+// NAL unit types (H.264 Table 7-1) and the RTP packet types castgate takes (RFC 6184 Table 1).
+use crate::media::h264::nal::{
+    AUD as NAL_AUD, FU_A, IDR as NAL_IDR, PPS as NAL_PPS, SPS as NAL_SPS, STAP_A,
+};
+// Packet types of the interleaved mode (RFC 6184 Table 1), which castgate does not take.
 const STAP_B: u8 = 25;
 const MTAP16: u8 = 26;
 const MTAP24: u8 = 27;
-const FU_A: u8 = 28;
 const FU_B: u8 = 29;
 
 /// What the depacketizer has to say, in order.
