@@ -15,7 +15,9 @@ if [ "${#need[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo test --all-targets --locked
+# One test at a time: the integration tests publish real-time media, and two of them at once on
+# a 2-core machine can starve each other into packet loss.
+RUST_TEST_THREADS=1 cargo test --all-targets --locked
 
 # Browser test (tests/browser.rs): headless Chromium publishes its fake camera over WHIP.
 # Chromium offers no loopback ICE candidates, so it runs inside a private network namespace

@@ -1,7 +1,7 @@
 //! Settings: the TOML file (`config/castgate.toml` documents every key) and their built-in defaults.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -38,6 +38,11 @@ pub struct HttpConfig {
     /// When set, WHIP requests (publish, DELETE, PATCH) need `Authorization: Bearer <token>`
     /// (RFC 9725 §4.5). Viewing stays open.
     pub publish_token: Option<String>,
+    /// PEM certificate chain and private key: serve HTTPS (rustls) instead of plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate made at start, for trying castgate on a LAN.
+    pub tls_self_signed: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -97,6 +102,9 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             cors_allow_origins: Vec::new(),
             publish_token: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod load;
 pub mod media;
 pub mod mux;
 pub mod rtp;

@@ -20,6 +20,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("HTTPS: {0}")]
+    Tls(#[from] crate::http::tls::TlsError),
 }
 
 /// A running gateway.
@@ -45,6 +47,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         hub: hub.clone(),
         ingest: ingest.clone(),
     };
+    let tls = crate::http::tls::server_config(&config.http)?;
     let listener = TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -55,8 +58,9 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         addr: config.http.listen,
         source,
     })?;
+    let tls_on = tls.is_some();
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let router = app(state);
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
@@ -68,15 +72,20 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         let shutdown = async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        if let Some(tls) = tls {
+            crate::http::tls::serve(listener, tls, router, shutdown).await;
+        } else if let Err(e) = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
         {
             tracing::error!(error = %e, "HTTP server stopped");
         }
         sweeper.abort();
     });
-    tracing::info!(%http_addr, "castgate listening");
+    tracing::info!(%http_addr, https = tls_on, "castgate listening");
     Ok(Server {
         http_addr,
         ingest,

@@ -7,6 +7,10 @@
 //! `../shared/tools/netns-run` (veth addresses 10.213.0.1 and 10.213.0.2, nothing routed out);
 //! anywhere else it skips, or fails with `CASTGATE_REQUIRE_BROWSER=1`. scripts/test.sh runs it.
 
+#[path = "browser/cdp.rs"]
+mod cdp;
+#[path = "browser/pages_e2e.rs"]
+mod pages_e2e;
 #[path = "browser/support.rs"]
 mod support;
 
@@ -33,6 +37,7 @@ async fn chromium_fake_camera_publishes_h264_over_whip_to_hls_and_flv() {
     let Some(ns) = support::namespace_or_skip() else {
         return;
     };
+    let _one = ONE_BROWSER.lock().await;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -43,6 +48,53 @@ async fn chromium_fake_camera_publishes_h264_over_whip_to_hls_and_flv() {
         .unwrap_or_else(|_| panic!("browser test did not finish within {TEST_LIMIT:?}"));
     eprintln!(
         "browser test passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The two tests each run a gateway and Chromium: one at a time on the shared cores.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// castgate's own pages end to end (tests/browser/pages_e2e.rs): publish.html goes live with
+/// `?autostart=1`, watch.html plays it with hls.js and with mpegts.js, both viewers recover
+/// when the broadcaster stops and starts again; screenshots go to target/tmp/screenshots/.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a network namespace and Chromium: scripts/test.sh runs it inside netns-run"]
+async fn served_pages_publish_and_play_hls_and_flv_and_recover_from_a_restart() {
+    run_pages(pages_e2e::Scheme::Http, "pages-run").await;
+}
+
+/// The same publish and playback over HTTPS with `[http] tls_self_signed = true` (Chromium is
+/// told to accept the certificate).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a network namespace and Chromium: scripts/test.sh runs it inside netns-run"]
+async fn served_pages_publish_and_play_over_https_with_a_self_signed_certificate() {
+    run_pages(pages_e2e::Scheme::HttpsSelfSigned, "pages-https-run").await;
+}
+
+async fn run_pages(scheme: pages_e2e::Scheme, dir: &str) {
+    let Some(ns) = support::namespace_or_skip() else {
+        return;
+    };
+    let _one = ONE_BROWSER.lock().await;
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("browser-output")
+        .join(dir);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("create output dir");
+    let started = Instant::now();
+    let log = out.join("chromium-stderr.log");
+    let outcome = tokio::time::timeout(TEST_LIMIT, pages_e2e::run(ns, &out, scheme)).await;
+    if outcome.is_err() {
+        eprintln!(
+            "---- last lines of {}:\n{}",
+            log.display(),
+            support::tail(&log, 40)
+        );
+        panic!("pages test ({scheme:?}) did not finish within {TEST_LIMIT:?}");
+    }
+    eprintln!(
+        "pages test ({scheme:?}) passed in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }

@@ -23,3 +23,6 @@ mod sync;
 
 #[path = "gateway/lifecycle.rs"]
 mod lifecycle;
+
+#[path = "gateway/load.rs"]
+mod load;

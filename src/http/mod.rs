@@ -5,6 +5,8 @@ mod api;
 mod error;
 mod flv;
 mod hls;
+mod pages;
+pub mod tls;
 mod whip;
 
 pub use error::ApiError;
@@ -57,6 +59,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(whip)
         .merge(hls)
+        .merge(pages::routes())
         .route("/flv/{file}", get(flv::play))
         .route("/api/streams", get(api::streams))
         .route("/healthz", get(api::healthz))

@@ -125,6 +125,17 @@ impl Drop for ProcessGroup {
 /// Launches headless Chromium on `url` with a fake camera and microphone, a fresh profile in
 /// `profile` and stderr written to `log`.
 pub fn launch_chromium(chromium: &Path, profile: &Path, log: &Path, url: &str) -> ProcessGroup {
+    launch_chromium_with(chromium, profile, log, &[], url)
+}
+
+/// [`launch_chromium`] with `extra` command-line switches.
+pub fn launch_chromium_with(
+    chromium: &Path,
+    profile: &Path,
+    log: &Path,
+    extra: &[&str],
+    url: &str,
+) -> ProcessGroup {
     let stderr = std::fs::File::create(log).expect("create chromium log");
     let mut command = Command::new(chromium);
     command
@@ -145,6 +156,7 @@ pub fn launch_chromium(chromium: &Path, profile: &Path, log: &Path, url: &str) -
             "--autoplay-policy=no-user-gesture-required",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
         .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

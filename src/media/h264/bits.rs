@@ -25,6 +25,23 @@ pub fn remove_emulation_prevention(data: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// The inverse of [`remove_emulation_prevention`]: a NAL unit from its header byte and RBSP,
+/// with a 0x03 put after any two zero bytes that a byte of 0..=3 follows (H.264 §7.4.1).
+pub fn nal_from_rbsp(header: u8, rbsp: &[u8]) -> Vec<u8> {
+    let mut nal = Vec::with_capacity(rbsp.len() + rbsp.len() / 64 + 2);
+    nal.push(header);
+    let mut zeros = 0;
+    for &b in rbsp {
+        if zeros >= 2 && b <= 3 {
+            nal.push(3);
+            zeros = 0;
+        }
+        nal.push(b);
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    nal
+}
+
 /// Index of the next 0x03 that follows two zero bytes, starting the zero count at `from`.
 fn find_emulation_byte(data: &[u8], from: usize) -> Option<usize> {
     let mut zeros = 0usize;
@@ -216,5 +233,16 @@ mod tests {
             BitReader::new(&[0; 8]).read_bits(33),
             Err(H264Error::ExpGolombOverflow)
         );
+    }
+
+    #[test]
+    fn nal_from_rbsp_round_trips_through_removal() {
+        let rbsp = [0u8, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3, 0, 0, 4, 7];
+        let nal = nal_from_rbsp(0x06, &rbsp);
+        assert_eq!(
+            nal,
+            [6, 0, 0, 3, 0, 0, 3, 0, 1, 0, 0, 3, 2, 0, 0, 3, 3, 0, 0, 4, 7]
+        );
+        assert_eq!(&remove_emulation_prevention(&nal[1..])[..], &rbsp[..]);
     }
 }

@@ -44,17 +44,7 @@ impl BitWriter {
         while self.used != 0 {
             self.bit(false);
         }
-        let mut nal = vec![0x67];
-        let mut zeros = 0;
-        for b in self.bytes {
-            if zeros >= 2 && b <= 3 {
-                nal.push(3);
-                zeros = 0;
-            }
-            nal.push(b);
-            zeros = if b == 0 { zeros + 1 } else { 0 };
-        }
-        nal
+        crate::media::h264::bits::nal_from_rbsp(0x67, &self.bytes)
     }
 }
 

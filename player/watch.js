@@ -1,0 +1,247 @@
+// castgate viewer page. Polls /api/streams to know whether the stream is live, starts the
+// player when it is, tears it down when the broadcast ends, and starts again when a new
+// broadcast begins (a new publish has a new started_at_ms). Plain JavaScript; the players are
+// the pinned hls.js and mpegts.js that castgate serves under /vendor/.
+// The page's state is kept in window.castgate for tests and the console.
+'use strict';
+
+const POLL_MS = 2000;
+/// A playing stream whose time does not move for this long is restarted.
+const STALL_MS = 8000;
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const name = params.get('stream') || '';
+const format = params.get('format') === 'flv' ? 'flv' : 'hls';
+const video = $('video');
+const page = (window.castgate = { state: 'waiting', engine: '', errors: [], starts: 0, latency: null });
+
+let player = null; // { engine, destroy(), latency() }
+let playingPublish = null; // started_at_ms of the publish being played
+let lastProgress = { time: -1, at: Date.now() };
+
+const hlsUrl = `/hls/${encodeURIComponent(name)}/index.m3u8`;
+const flvUrl = `/flv/${encodeURIComponent(name)}.flv`;
+
+function setState(state, label, pillClass, overlayText) {
+  page.state = state;
+  document.body.dataset.state = state;
+  $('state').textContent = label;
+  $('state').className = `pill ${pillClass || ''}`;
+  $('overlay').hidden = !overlayText;
+  $('overlay-text').textContent = overlayText || '';
+}
+
+function playerError(message) {
+  page.errors.push(message);
+  $('error').textContent = `Player error: ${message}. Reconnecting…`;
+  stopPlayer();
+}
+
+// ---- Players --------------------------------------------------------------------------------
+
+// Safari (macOS, iOS) plays HLS itself, with the lowest battery cost; elsewhere hls.js feeds
+// Media Source Extensions.
+function useNativeHls() {
+  const canPlay = video.canPlayType('application/vnd.apple.mpegurl') !== '';
+  return canPlay && (/Apple/.test(navigator.vendor) || !(window.Hls && Hls.isSupported()));
+}
+
+function startHls() {
+  if (useNativeHls()) {
+    video.src = hlsUrl;
+    return {
+      engine: 'native HLS',
+      destroy() {
+        video.removeAttribute('src');
+        video.load();
+      },
+      latency() {
+        // EXT-X-PROGRAM-DATE-TIME gives the wall-clock time of the playhead.
+        const start = video.getStartDate && video.getStartDate().getTime();
+        return start ? (Date.now() - (start + video.currentTime * 1000)) / 1000 : null;
+      },
+    };
+  }
+  const hls = new Hls({ lowLatencyMode: false, liveSyncDurationCount: 2, backBufferLength: 30 });
+  hls.on(Hls.Events.ERROR, (event, data) => {
+    if (data.fatal) playerError(`${data.type} ${data.details}`);
+  });
+  hls.loadSource(hlsUrl);
+  hls.attachMedia(video);
+  return {
+    engine: `hls.js ${Hls.version}`,
+    destroy() {
+      hls.destroy();
+    },
+    latency() {
+      if (hls.playingDate) {
+        const behind = (Date.now() - hls.playingDate.getTime()) / 1000;
+        if (behind > 0 && behind < 120) return behind; // else the clocks disagree
+      }
+      return hls.latency || null;
+    },
+  };
+}
+
+function startFlv() {
+  if (!window.mpegts || !mpegts.isSupported()) {
+    throw new Error('this browser cannot play HTTP-FLV (no Media Source Extensions); use the HLS link');
+  }
+  const flv = mpegts.createPlayer(
+    { type: 'flv', isLive: true, url: new URL(flvUrl, location.href).href },
+    {
+      enableWorker: false,
+      lazyLoad: false,
+      // Hand every chunk to the demuxer at once instead of stashing ~384 KB first (seconds of
+      // video at webcam bitrates).
+      enableStashBuffer: false,
+      // Stay close to live by playing slightly faster (1.1x) when over 2 s behind, down to
+      // 1 s; jump ahead only when far behind (after a stall), keeping 1 s in hand.
+      liveSync: true,
+      liveSyncMaxLatency: 2.0,
+      liveSyncTargetLatency: 1.0,
+      liveSyncPlaybackRate: 1.1,
+      liveBufferLatencyChasing: true,
+      liveBufferLatencyMaxLatency: 5.0,
+      liveBufferLatencyMinRemain: 1.0,
+    },
+  );
+  flv.on(mpegts.Events.ERROR, (type, detail) => playerError(`${type} ${detail}`));
+  flv.attachMediaElement(video);
+  flv.load();
+  return {
+    engine: `mpegts.js ${mpegts.version || ''}`.trim(),
+    stats() {
+      return flv.statisticsInfo; // download speed, decoded frames: for diagnosis
+    },
+    destroy() {
+      flv.destroy();
+    },
+    latency() {
+      // How far the playhead is behind the newest received frame.
+      const b = video.buffered;
+      return b.length ? b.end(b.length - 1) - video.currentTime : null;
+    },
+  };
+}
+
+async function startPlayer(publish) {
+  stopPlayer();
+  $('error').textContent = '';
+  try {
+    player = format === 'flv' ? startFlv() : startHls();
+  } catch (e) {
+    page.errors.push(e.message);
+    $('error').textContent = e.message;
+    return;
+  }
+  playingPublish = publish;
+  page.stats = () => (player && player.stats ? player.stats() : null);
+  page.starts += 1;
+  page.engine = player.engine;
+  $('engine').textContent = player.engine;
+  lastProgress = { time: -1, at: Date.now() };
+  try {
+    await video.play();
+  } catch (e) {
+    // Autoplay refused (video is muted, so rare): a tap starts it.
+    setState('live', 'Live', 'live', 'Tap to play');
+  }
+}
+
+function stopPlayer() {
+  if (player) {
+    player.destroy();
+    player = null;
+  }
+  playingPublish = null;
+}
+
+// ---- Is the stream live? --------------------------------------------------------------------
+
+let polling = false;
+
+async function poll() {
+  if (polling) return; // a slow gateway: never run two polls at once
+  polling = true;
+  try {
+    await pollOnce();
+  } finally {
+    polling = false;
+  }
+}
+
+async function pollOnce() {
+  let info = null;
+  try {
+    const response = await fetch('/api/streams', { cache: 'no-store' });
+    const { streams } = await response.json();
+    info = streams.find((s) => s.name === name) || null;
+  } catch (e) {
+    setState('waiting', 'Offline', 'warn', 'Cannot reach the gateway; retrying…');
+    return;
+  }
+  if (!info || info.state !== 'live') {
+    const ended = player !== null;
+    stopPlayer();
+    const text = ended ? 'The broadcast ended. It will play again when it comes back.' : 'Waiting for the broadcast to start…';
+    setState('waiting', info ? 'Starting' : 'Offline', '', text);
+    $('viewers').textContent = '–';
+    return;
+  }
+  $('viewers').textContent = String(info.viewers.hls + info.viewers.flv);
+  if (info.width) {
+    $('video-info').textContent = `${info.width}×${info.height}` + (info.frame_rate ? ` · ${Math.round(info.frame_rate)} fps` : '');
+  }
+  if (playingPublish !== info.started_at_ms) {
+    // HLS needs its first segment before a player can load the playlist.
+    if (format === 'hls' && !(await fetch(hlsUrl, { cache: 'no-store' })).ok) return;
+    await startPlayer(info.started_at_ms);
+  }
+}
+
+// Latency display and stall watchdog, every second.
+function tick() {
+  if (!player) {
+    $('latency').textContent = '–';
+    page.latency = null;
+    return;
+  }
+  const latency = player.latency();
+  page.latency = latency;
+  $('latency').textContent = latency === null ? '–' : `${latency.toFixed(1)} s`;
+  if (video.currentTime !== lastProgress.time) {
+    lastProgress = { time: video.currentTime, at: Date.now() };
+    if (video.currentTime > 0 && page.state !== 'playing') setState('playing', 'Live', 'live', '');
+  } else if (Date.now() - lastProgress.at > STALL_MS) {
+    page.errors.push('stalled');
+    stopPlayer(); // the next poll starts it again
+  } else if (page.state !== 'playing') {
+    setState('live', 'Live', 'live', 'Loading…');
+  }
+}
+
+// ---- Wiring ---------------------------------------------------------------------------------
+
+$('name').textContent = name || 'No stream';
+document.title = `${name} · castgate`;
+const other = format === 'flv' ? 'hls' : 'flv';
+$('switch').textContent = format === 'flv' ? 'Switch to HLS' : 'Switch to low latency (FLV)';
+$('switch').href = `?stream=${encodeURIComponent(name)}` + (other === 'flv' ? '&format=flv' : '');
+$('unmute').addEventListener('click', (e) => {
+  e.preventDefault();
+  video.muted = !video.muted;
+  $('unmute').textContent = video.muted ? 'Unmute' : 'Mute';
+  video.play().catch(() => {});
+});
+$('overlay').addEventListener('click', () => video.play().catch(() => {}));
+
+if (!name) {
+  setState('waiting', 'No stream', 'warn', 'Add ?stream=NAME to the address.');
+} else {
+  setState('waiting', 'Offline', '', 'Connecting…');
+  poll();
+  setInterval(poll, POLL_MS);
+  setInterval(tick, 1000);
+}
