@@ -6,9 +6,9 @@ use std::time::Duration;
 use castgate::client::{generate_fixture, publish, ClientError, PublishOptions};
 
 use super::support::{
-    assert_loopback_candidates, eventually, fixture_dir, http_client, init_tracing, output_dir,
-    probe_video, publish_and_watch, require_media_tools, video_key_frames, write, TestServer,
-    VideoProbe, Watched, VIEWER_DEADLINE,
+    assert_loopback_candidates, eventually, finish_viewers, fixture_dir, http_client, init_tracing,
+    output_dir, probe_video, publish_and_watch, require_media_tools, video_key_frames, write,
+    TestServer, VideoProbe, Watched,
 };
 
 const FIXTURE_SECONDS: u32 = 6;
@@ -74,14 +74,7 @@ async fn whip_publish_is_seen_frame_exact_by_hls_and_flv_viewers() {
         || async { srv.stream_state("e2e").await.is_none().then_some(()) },
     )
     .await;
-    let hls = tokio::time::timeout(VIEWER_DEADLINE, hls)
-        .await
-        .expect("HLS poller finishes")
-        .expect("HLS poller task");
-    let flv = tokio::time::timeout(VIEWER_DEADLINE, flv)
-        .await
-        .expect("FLV viewer finishes")
-        .expect("FLV viewer task");
+    let (hls, flv) = finish_viewers(hls, flv).await;
     srv.shutdown().await;
 
     let out = output_dir("e2e");

@@ -492,3 +492,19 @@ pub async fn publish_and_watch(
     ));
     Watched { session, flv, hls }
 }
+
+/// Waits (bounded) for both viewers to reach the end of the stream and returns what they got.
+pub async fn finish_viewers(
+    hls: tokio::task::JoinHandle<HlsCapture>,
+    flv: tokio::task::JoinHandle<FlvCapture>,
+) -> (HlsCapture, FlvCapture) {
+    let hls = tokio::time::timeout(VIEWER_DEADLINE, hls)
+        .await
+        .expect("HLS poller finishes")
+        .expect("HLS poller task");
+    let flv = tokio::time::timeout(VIEWER_DEADLINE, flv)
+        .await
+        .expect("FLV viewer finishes")
+        .expect("FLV viewer task");
+    (hls, flv)
+}

@@ -16,8 +16,8 @@ mod analysis;
 pub use analysis::{audio_codec, describe, durations, flash_times, pair_up, tone_onsets};
 
 use super::support::{
-    eventually, fixture_dir, init_tracing, output_dir, publish_and_watch, require_media_tools,
-    test_config, write, TestServer, Watched, VIEWER_DEADLINE,
+    eventually, finish_viewers, fixture_dir, init_tracing, output_dir, publish_and_watch,
+    require_media_tools, test_config, write, TestServer, Watched,
 };
 
 /// Fixture length: flashes and bursts at t = 1 ..= 19 s.
@@ -120,14 +120,7 @@ async fn publish_and_capture(fixture: &Fixture, out: &Path) -> (PathBuf, PathBuf
         srv.stream_state("sync").await.is_none().then_some(())
     })
     .await;
-    let hls = tokio::time::timeout(VIEWER_DEADLINE, hls)
-        .await
-        .expect("HLS poller finishes")
-        .expect("HLS poller task");
-    let flv = tokio::time::timeout(VIEWER_DEADLINE, flv)
-        .await
-        .expect("FLV viewer finishes")
-        .expect("FLV viewer task");
+    let (hls, flv) = finish_viewers(hls, flv).await;
     srv.shutdown().await;
 
     assert!(hls.problems.is_empty(), "HLS problems: {:?}", hls.problems);
