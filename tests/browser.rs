@@ -14,6 +14,9 @@ mod pages_e2e;
 #[path = "browser/support.rs"]
 mod support;
 
+#[path = "common/shared.rs"]
+mod shared;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -178,7 +181,7 @@ async fn run(ns: Namespace) {
     let api = format!("http://{gateway}/api/streams");
 
     // 1. The page publishes and the gateway reports the stream live.
-    let info = wait_until("the stream to be live", Duration::from_secs(15), || async {
+    let info = shared::eventually("the stream to be live", Duration::from_secs(15), || async {
         fail_on_page_error(&page);
         stream_info(&http, &api)
             .await
@@ -245,7 +248,7 @@ async fn run(ns: Namespace) {
 
     // 3. The page ends its publish with DELETE: the stream leaves the list, HLS gets ENDLIST.
     // (The gateway may drop the stream before the page's report of the DELETE arrives.)
-    let done = wait_until(
+    let done = shared::eventually(
         "the page's DELETE to end the stream",
         Duration::from_secs(PUBLISH_SECS + 15),
         || async {
@@ -411,25 +414,6 @@ async fn stream_info(http: &reqwest::Client, api: &str) -> Option<serde_json::Va
         .iter()
         .find(|s| s["name"] == STREAM)
         .cloned()
-}
-
-/// Polls `check` every 200 ms until it yields `Some`, failing after `limit`.
-async fn wait_until<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// A fresh directory for this run's files (the previous run's are removed), kept for inspection.

@@ -6,6 +6,9 @@
 #[path = "gateway/support.rs"]
 mod support;
 
+#[path = "common/shared.rs"]
+mod shared;
+
 #[path = "gateway/e2e.rs"]
 mod e2e;
 

@@ -15,6 +15,8 @@ use axum::Router;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
+pub use super::shared::{http_get, probe_stream, probe_video};
+
 /// Where the test may run: inside a namespace made by `netns-run`, with both veth addresses.
 pub struct Namespace {
     pub name: String,
@@ -357,22 +359,6 @@ async fn fetch(http: &reqwest::Client, base: &reqwest::Url, uri: &str) -> Bytes 
     body
 }
 
-/// GET with a short timeout: status and body.
-pub async fn http_get(http: &reqwest::Client, url: &str) -> (u16, Bytes) {
-    let response = http
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status().as_u16();
-    let body = response
-        .bytes()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url} body: {e}"));
-    (status, body)
-}
-
 /// Reads a long HTTP response for `duration`, returning what arrived (the response may also
 /// end earlier).
 pub async fn read_for(http: &reqwest::Client, url: &str, duration: Duration) -> Vec<u8> {
@@ -431,46 +417,6 @@ pub fn flv_video(flv: &[u8]) -> FlvVideo {
         video.complete_len = end;
     }
     video
-}
-
-/// Codec, size and decoded frame count of the first video stream of a file.
-#[derive(Debug)]
-pub struct VideoProbe {
-    pub codec: String,
-    pub width: u64,
-    pub height: u64,
-    pub frames: u64,
-}
-
-/// ffprobe's first stream of `select` ("v:0", "a:0") with `entries`, as JSON.
-fn probe_stream(file: &Path, select: &str, entries: &str) -> serde_json::Value {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", select])
-        .args(["-show_entries", entries, "-of", "json"])
-        .arg(file)
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        output.status.success(),
-        "ffprobe {} failed: {}",
-        file.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ffprobe JSON");
-    json["streams"][0].take()
-}
-
-pub fn probe_video(file: &Path) -> VideoProbe {
-    let stream = &probe_stream(file, "v:0", "stream=codec_name,width,height,nb_read_frames");
-    VideoProbe {
-        codec: stream["codec_name"].as_str().unwrap_or("").to_string(),
-        width: stream["width"].as_u64().unwrap_or(0),
-        height: stream["height"].as_u64().unwrap_or(0),
-        frames: stream["nb_read_frames"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-    }
 }
 
 #[derive(Debug)]

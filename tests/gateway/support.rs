@@ -2,7 +2,6 @@
 //! HTTP/1.1 one that sends paths untouched), HLS and HTTP-FLV viewers that capture what they
 //! get, bounded polling, and ffprobe.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +12,8 @@ use castgate::config::Config;
 use castgate::server::Server;
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use super::shared::{eventually, ffprobe_json, http_get, probe_video, VideoProbe};
 
 /// Logs go to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=debug`).
 pub fn init_tracing() {
@@ -100,19 +101,7 @@ impl TestServer {
 
     /// GET `path` (short timeout), returning status and body.
     pub async fn get(&self, path: &str) -> (u16, bytes::Bytes) {
-        let response = self
-            .http
-            .get(self.url(path))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path} body: {e}"));
-        (status, body)
+        http_get(&self.http, &self.url(path)).await
     }
 
     /// The `state` of stream `name` in `GET /api/streams`, or `None` if it is not listed.
@@ -134,25 +123,6 @@ impl TestServer {
         tokio::time::timeout(Duration::from_secs(10), self.server.shutdown())
             .await
             .expect("server shuts down within 10 s");
-    }
-}
-
-/// Polls `check` every 100 ms until it yields `Some`, failing the test after `limit`.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -210,55 +180,6 @@ pub async fn raw_request(
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("{method} {target}: not an HTTP response: {head:?}"));
     RawResponse { status, head }
-}
-
-/// Runs ffprobe with `args` on `file` and parses its JSON output.
-pub fn ffprobe_json(args: &[&str], file: &Path) -> serde_json::Value {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-of", "json"])
-        .args(args)
-        .arg(file)
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        output.status.success(),
-        "ffprobe {args:?} {} failed: {}",
-        file.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("ffprobe JSON")
-}
-
-/// Codec, size and decoded frame count of the first video stream of `file`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct VideoProbe {
-    pub codec: String,
-    pub width: u64,
-    pub height: u64,
-    pub frames: u64,
-}
-
-pub fn probe_video(file: &Path) -> VideoProbe {
-    let json = ffprobe_json(
-        &[
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames",
-        ],
-        file,
-    );
-    let stream = &json["streams"][0];
-    VideoProbe {
-        codec: stream["codec_name"].as_str().unwrap_or("").to_string(),
-        width: stream["width"].as_u64().unwrap_or(0),
-        height: stream["height"].as_u64().unwrap_or(0),
-        frames: stream["nb_read_frames"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-    }
 }
 
 /// `key_frame` of every decoded video frame of `file`, in order.
