@@ -353,7 +353,7 @@ async fn opus_passes_through_to_hls_while_flv_gets_aac() {
     while v <= 90 {
         // Opus every 20 ms (1800 ticks), and its AAC transcode alongside.
         if a * 1800 < v * 3000 {
-            stream.push_opus_to_hls(audio_frame(Codec::Opus, a, 1800));
+            stream.push_opus(audio_frame(Codec::Opus, a, 1800));
             stream.push_aac(audio_frame(Codec::Aac, a * 1800 / 1920, 1920));
             a += 1;
         } else {

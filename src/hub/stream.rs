@@ -297,8 +297,10 @@ impl Stream {
         }
     }
 
-    /// A publisher's Opus frame on the stream clock, for HLS when Opus passes through.
-    pub fn push_opus_to_hls(&self, frame: Frame) {
+    /// A publisher's Opus frame on the stream's media clock: counted, and into HLS when Opus
+    /// passes through. Otherwise what reaches the outputs is its AAC ([`Stream::push_aac`]).
+    pub fn push_opus(&self, frame: Frame) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         if inner.hls_opus_passthrough && inner.audio_ready() {
             inner.hls.push(frame, unix_ms(SystemTime::now()));
@@ -336,12 +338,6 @@ impl Stream {
 
         inner.hls.push(frame, unix_ms(SystemTime::now()));
         inner.hls.wants_keyframe()
-    }
-
-    /// A publisher's audio frame (Opus) on the stream's media clock: counted. What reaches the
-    /// outputs is its AAC transcode ([`Stream::push_aac`]).
-    pub fn push_audio(&self, _frame: Frame) {
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The stream time of the latest video frame.

@@ -201,13 +201,13 @@ impl TrackLoop {
             }
             TrackEvent::Opus(OpusEvent::Frame(frame)) => {
                 let placed = self.rebase(frame.clone());
-                stream.push_audio(placed.clone());
-                stream.push_opus_to_hls(placed.clone());
+                let offset = placed.dts - frame.dts;
+                stream.push_opus(placed);
                 if self.audio.is_none() {
                     self.audio = self.start_audio(&frame);
                 }
                 if let Some(audio) = self.audio.as_mut() {
-                    audio.offset = placed.dts - frame.dts;
+                    audio.offset = offset;
                     audio.last_input = Some((frame.dts, Instant::now()));
                     audio.transcoder.push(OpusEvent::Frame(frame));
                 }
