@@ -89,11 +89,19 @@ pub struct HlsConfig {
     pub window: usize,
 }
 
+/// Past a second, held tags would stall players that start on a short buffer.
+const MAX_MERGE_WRITE_MS: u32 = 1000;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FlvConfig {
-    /// Tags queued per viewer before a slow viewer skips ahead to the next keyframe.
+    /// Packets (a video frame with the audio since the last one) queued per viewer before a
+    /// slow viewer skips ahead to the next keyframe.
     pub viewer_queue: usize,
+    /// 0: each video frame is written to viewers at once. N: tags are held until they span N ms
+    /// of media and written together: fewer, larger writes (more viewers per core) for N ms
+    /// more latency.
+    pub merge_write_ms: u32,
 }
 
 impl Default for HttpConfig {
@@ -130,7 +138,10 @@ impl Default for HlsConfig {
 
 impl Default for FlvConfig {
     fn default() -> Self {
-        FlvConfig { viewer_queue: 1024 }
+        FlvConfig {
+            viewer_queue: 256,
+            merge_write_ms: 0,
+        }
     }
 }
 
@@ -203,6 +214,11 @@ impl Config {
         }
         if self.flv.viewer_queue == 0 {
             return Err(ConfigError::Invalid("flv.viewer_queue must be > 0".into()));
+        }
+        if self.flv.merge_write_ms > MAX_MERGE_WRITE_MS {
+            return Err(ConfigError::Invalid(format!(
+                "flv.merge_write_ms must be at most {MAX_MERGE_WRITE_MS}"
+            )));
         }
         if let Some([first, last]) = self.webrtc.udp_port_range {
             if first == 0 || first > last {

@@ -39,6 +39,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         segment_target: config.segment_duration(),
         hls_window: config.hls.window,
         flv_queue: config.flv.viewer_queue,
+        flv_merge_ms: config.flv.merge_write_ms,
         hls_opus_passthrough: config.audio.hls_opus_passthrough,
     }));
     let ingest = Ingest::new(config.clone(), hub.clone());

@@ -34,6 +34,7 @@ fn state_with(hls_opus_passthrough: bool) -> AppState {
         segment_target: Duration::from_secs(1),
         hls_window: 6,
         flv_queue: 64,
+        flv_merge_ms: 0,
         hls_opus_passthrough,
     }));
     AppState {
@@ -282,6 +283,39 @@ async fn flv_and_hls_carry_aac_once_the_stream_has_it() {
         has(b"avc1") && has(b"mp4a") && has(b"esds"),
         "init has both tracks"
     );
+}
+
+#[tokio::test]
+async fn flv_viewer_is_written_each_video_frame_with_the_audio_before_it() {
+    use futures_util::StreamExt;
+    let state = state();
+    let stream = state.hub.claim("cam").unwrap();
+    stream.set_video_params(
+        ParameterSets::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap(),
+    );
+    stream.set_aac_config(Bytes::from_static(&[0x11, 0x90]), 48_000, 2);
+    stream.push_video(frame(0, true));
+    let res = get(&state, "/flv/cam.flv", &[]).await;
+    let mut chunks = res.into_body().into_data_stream();
+    // The prelude ends with the cached keyframe.
+    let mut prelude = Vec::new();
+    let has_keyframe = |bytes: &[u8]| {
+        crate::mux::flv::parse_tags(bytes)
+            .is_ok_and(|tags| tags.iter().any(|t| t.body[..2] == [0x17, 1]))
+    };
+    while !has_keyframe(&prelude) {
+        prelude.extend_from_slice(&chunks.next().await.unwrap().unwrap());
+    }
+    // Two AAC frames, then a video frame: the viewer is woken once, for all three.
+    stream.push_aac(audio_frame(Codec::Aac, 0, 1920));
+    stream.push_aac(audio_frame(Codec::Aac, 1, 1920));
+    stream.push_video(frame(1, false));
+    let chunk = chunks.next().await.unwrap().unwrap();
+    let tags = crate::mux::flv::parse_tag_stream(&chunk).unwrap();
+    let kinds: Vec<(u8, u32)> = tags.iter().map(|t| (t.tag_type, t.timestamp_ms)).collect();
+    // AAC frames of 1920 ticks (21.3 ms), video at 30 fps.
+    assert_eq!(kinds, vec![(8, 0), (8, 21), (9, 33)]);
+    state.hub.release(&stream);
 }
 
 /// A frame of `codec` at `k` steps of `step` ticks.

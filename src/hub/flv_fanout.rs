@@ -25,7 +25,9 @@ pub(crate) enum FlvKind {
     End,
 }
 
-/// One muxed tag (with its trailing PreviousTagSize) on its way to every viewer.
+/// Muxed tags (each with its trailing PreviousTagSize) on their way to every viewer: a sequence
+/// header, the end, or a batch of media tags (see `flv_batch`) whose kind says how it starts —
+/// `VideoKey` at a keyframe, `Audio` if it holds only audio, `VideoInter` otherwise.
 #[derive(Clone, Debug)]
 pub(crate) struct FlvPacket {
     pub kind: FlvKind,
@@ -54,9 +56,10 @@ pub(crate) type SharedHeaders = Arc<RwLock<Headers>>;
 #[derive(Default)]
 pub(crate) struct FlvCache {
     pub headers: SharedHeaders,
-    /// Tags from the latest keyframe on.
+    /// Packets from the latest keyframe on.
     pub gop: Vec<Bytes>,
     gop_bytes: usize,
+    /// The timestamp of the latest media tag (sequence headers sent mid-stream carry it).
     pub last_timestamp_ms: u32,
 }
 
@@ -71,8 +74,8 @@ impl FlvCache {
         }
     }
 
-    pub fn push(&mut self, kind: FlvKind, tag: Bytes, timestamp_ms: u32) {
-        self.last_timestamp_ms = timestamp_ms;
+    /// Keeps a packet sent to viewers if it belongs to the GOP that new viewers start with.
+    pub fn push(&mut self, kind: FlvKind, tag: Bytes) {
         if kind == FlvKind::VideoKey {
             self.gop.clear();
             self.gop_bytes = 0;
@@ -269,20 +272,19 @@ mod tests {
     #[test]
     fn gop_cache_restarts_at_each_keyframe() {
         let mut c = FlvCache::default();
-        c.push(FlvKind::VideoInter, Bytes::from_static(b"i0"), 0);
+        c.push(FlvKind::VideoInter, Bytes::from_static(b"i0"));
         assert!(
             c.gop.is_empty(),
             "no keyframe yet: nothing decodable to cache"
         );
-        c.push(FlvKind::VideoKey, Bytes::from_static(b"k1"), 33);
-        c.push(FlvKind::VideoInter, Bytes::from_static(b"i1"), 66);
-        c.push(FlvKind::VideoKey, Bytes::from_static(b"k2"), 99);
-        c.push(FlvKind::VideoInter, Bytes::from_static(b"i2"), 133);
+        c.push(FlvKind::VideoKey, Bytes::from_static(b"k1"));
+        c.push(FlvKind::VideoInter, Bytes::from_static(b"i1"));
+        c.push(FlvKind::VideoKey, Bytes::from_static(b"k2"));
+        c.push(FlvKind::VideoInter, Bytes::from_static(b"i2"));
         assert_eq!(
             c.gop,
             vec![Bytes::from_static(b"k2"), Bytes::from_static(b"i2")]
         );
-        assert_eq!(c.last_timestamp_ms, 133);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The stream hub: live streams by name. A publisher claims a name, pushes frames into its
 //! [`Stream`], and viewers read the shared, already-muxed output from it.
 
+mod flv_batch;
 mod flv_fanout;
 mod meter;
 mod stream;

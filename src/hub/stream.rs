@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::flv_batch::FlvBatcher;
 use super::flv_fanout::{FlvCache, FlvKind, FlvPacket, FlvSubscription};
 use super::meter::{ClientTracker, RateMeter};
 use crate::media::clock::{MediaClock, TrackId};
@@ -21,7 +22,10 @@ use crate::mux::hls::{HlsConfig, HlsStream};
 pub struct StreamSettings {
     pub segment_target: Duration,
     pub hls_window: usize,
+    /// Packets queued per FLV viewer before it skips ahead (see [`FlvBatcher`]).
     pub flv_queue: usize,
+    /// FLV tags are held until they span this many ms (0: one packet per video frame).
+    pub flv_merge_ms: u32,
     /// Put the publisher's Opus into HLS as it is (fMP4 `Opus` + `dOps`) instead of AAC.
     /// FLV, which cannot carry Opus, gets AAC either way.
     pub hls_opus_passthrough: bool,
@@ -32,7 +36,8 @@ impl Default for StreamSettings {
         StreamSettings {
             segment_target: Duration::from_secs(2),
             hls_window: 6,
-            flv_queue: 1024,
+            flv_queue: 256,
+            flv_merge_ms: 0,
             hls_opus_passthrough: false,
         }
     }
@@ -120,6 +125,7 @@ struct Inner {
     clock: MediaClock,
     last_video_dts: Option<i64>,
     flv: FlvCache,
+    flv_batch: FlvBatcher,
     hls: HlsStream,
     video_meter: RateMeter,
     hls_clients: ClientTracker,
@@ -150,6 +156,7 @@ impl Stream {
                 clock: MediaClock::new(),
                 last_video_dts: None,
                 flv: FlvCache::default(),
+                flv_batch: FlvBatcher::new(settings.flv_merge_ms),
                 hls,
                 video_meter: RateMeter::new(Duration::from_secs(2)),
                 hls_clients: ClientTracker::new(settings.segment_target * 4),
@@ -212,6 +219,7 @@ impl Stream {
         let tag = crate::mux::flv::avc_sequence_header_tag(&ps, inner.flv.last_timestamp_ms);
         // Frames after a new sequence header cannot be decoded with the old one: the cached
         // GOP ends here, and the next keyframe starts a new one.
+        self.flush_flv(&mut inner);
         inner.flv.gop.clear();
         self.send_flv_header(&mut inner, FlvKind::VideoHeader, tag);
         inner.hls.set_video(ps.clone());
@@ -224,6 +232,7 @@ impl Stream {
         let mut inner = self.lock();
         if inner.state == StreamState::Starting && !inner.audio_only {
             inner.audio_only = true;
+            inner.flv_batch.set_audio_only();
             inner.hls = HlsStream::new_audio_only(inner.hls_config.clone());
         }
     }
@@ -287,11 +296,7 @@ impl Stream {
         }
         let ts = dts_to_ms(frame.dts);
         let tag = crate::mux::flv::aac_frame_tag(&frame.data, ts);
-        inner.flv.push(FlvKind::Audio, tag.clone(), ts);
-        let _ = self.flv_tx.send(FlvPacket {
-            kind: FlvKind::Audio,
-            data: tag,
-        });
+        self.send_flv_media(&mut inner, FlvKind::Audio, &tag, ts);
         if !inner.hls_opus_passthrough {
             inner.hls.push(frame, unix_ms(SystemTime::now()));
         }
@@ -333,8 +338,7 @@ impl Stream {
         } else {
             FlvKind::VideoInter
         };
-        inner.flv.push(kind, tag.clone(), ts);
-        let _ = self.flv_tx.send(FlvPacket { kind, data: tag });
+        self.send_flv_media(&mut inner, kind, &tag, ts);
 
         inner.hls.push(frame, unix_ms(SystemTime::now()));
         inner.hls.wants_keyframe()
@@ -354,6 +358,7 @@ impl Stream {
         }
         inner.state = StreamState::Ended;
         inner.hls.end(unix_ms(SystemTime::now()));
+        self.flush_flv(&mut inner);
         let _ = self.flv_tx.send(FlvPacket {
             kind: FlvKind::End,
             data: Bytes::new(),
@@ -457,8 +462,31 @@ impl Stream {
 
     /// A new sequence header: kept for viewers to come, sent to those watching.
     fn send_flv_header(&self, inner: &mut Inner, kind: FlvKind, tag: Bytes) {
+        // Tags held before the header were made with the old one: they go first.
+        self.flush_flv(inner);
         inner.flv.set_header(kind, tag.clone());
         let _ = self.flv_tx.send(FlvPacket { kind, data: tag });
+    }
+
+    /// A video or audio tag: into the batch, and what the batcher releases to the GOP cache and
+    /// every viewer.
+    fn send_flv_media(&self, inner: &mut Inner, kind: FlvKind, tag: &[u8], timestamp_ms: u32) {
+        inner.flv.last_timestamp_ms = timestamp_ms;
+        for packet in inner.flv_batch.push(kind, tag, timestamp_ms) {
+            self.send_flv_packet(inner, packet);
+        }
+    }
+
+    /// Sends whatever the batcher holds.
+    fn flush_flv(&self, inner: &mut Inner) {
+        if let Some(packet) = inner.flv_batch.flush() {
+            self.send_flv_packet(inner, packet);
+        }
+    }
+
+    fn send_flv_packet(&self, inner: &mut Inner, packet: FlvPacket) {
+        inner.flv.push(packet.kind, packet.data.clone());
+        let _ = self.flv_tx.send(packet);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
