@@ -1,20 +1,42 @@
 //! `GET /hls/{stream}/index.m3u8` and the init and media segments next to it, from memory.
+//! Playlists are gzipped here when the client takes it (once per playlist version, see
+//! [`gzip`]); segments are compressed video and go out as they are.
+
+mod gzip;
 
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 
 use super::{stream_name, ApiError, AppState};
+use gzip::{accepts_gzip, GzipCache};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 
-pub async fn file(
+/// The HLS routes, with the gzipped-playlist cache they share.
+pub fn routes() -> Router<AppState> {
+    let cache = Arc::new(GzipCache::default());
+    Router::new().route(
+        "/hls/{stream}/{file}",
+        get(
+            move |state: State<AppState>, path: Path<(String, String)>, request: Request| {
+                file(state, path, request, cache.clone())
+            },
+        ),
+    )
+}
+
+async fn file(
     State(state): State<AppState>,
     Path((name, file)): Path<(String, String)>,
     request: Request,
+    gzip_cache: Arc<GzipCache>,
 ) -> Result<Response, ApiError> {
     let name = stream_name(&name)?;
     if !valid_file_name(&file) {
@@ -27,20 +49,24 @@ pub async fn file(
     if file == "index.m3u8" {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
         let client = client_key(peer.map(|c| c.0), request.headers());
-        let body = stream
+        let plain = stream
             .hls_playlist(client)
             .ok_or_else(|| ApiError::not_found("the first segment is not ready yet"))?;
-        return Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(PLAYLIST_TYPE),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            ],
-            body,
-        )
-            .into_response());
+        let headers = [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(PLAYLIST_TYPE),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            // Caches must key the playlist on the encoding asked for.
+            (header::VARY, HeaderValue::from_static("accept-encoding")),
+        ];
+        if accepts_gzip(request.headers()) {
+            let gz = gzip_cache.playlist(name, &Arc::downgrade(&stream), &plain);
+            let encoding = [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))];
+            return Ok((headers, encoding, gz).into_response());
+        }
+        return Ok((headers, plain).into_response());
     }
     let content_type = if file.ends_with(".mp4") {
         "video/mp4"

@@ -18,7 +18,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
@@ -42,23 +41,9 @@ pub fn app(state: AppState) -> Router {
             delete(whip::delete).patch(whip::patch),
         )
         .layer(DefaultBodyLimit::max(whip::MAX_OFFER_BYTES));
-    // Playlists are small text that compresses well; segments are already compressed video.
-    let gzip_playlists = CompressionLayer::new().compress_when(
-        |_: axum::http::StatusCode,
-         _: axum::http::Version,
-         headers: &axum::http::HeaderMap,
-         _: &axum::http::Extensions| {
-            headers
-                .get(header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/vnd.apple.mpegurl"))
-        },
-    );
-    let hls = Router::new()
-        .route("/hls/{stream}/{file}", get(hls::file))
-        .layer(gzip_playlists);
     Router::new()
         .merge(whip)
-        .merge(hls)
+        .merge(hls::routes())
         .merge(pages::routes())
         .route("/flv/{file}", get(flv::play))
         .route("/api/streams", get(api::streams))

@@ -130,6 +130,42 @@ async fn playlist_is_no_cache_gzipped_on_request_and_open_to_other_origins() {
 }
 
 #[tokio::test]
+async fn gzipped_playlist_is_sized_and_follows_each_new_segment() {
+    let state = state();
+    let stream = live_stream(&state);
+    // One router for both requests, so they share its cache of gzipped playlists.
+    let router = app(state.clone());
+    let fetch = |router: axum::Router| async move {
+        let req = Request::get("/hls/cam/index.m3u8")
+            .header("accept-encoding", "br, gzip;q=0.8")
+            .body(Body::empty())
+            .unwrap();
+        let res = router.oneshot(req).await.unwrap();
+        assert_eq!(header_of(&res, header::CONTENT_ENCODING), "gzip");
+        assert_eq!(header_of(&res, header::VARY), "accept-encoding");
+        let length: usize = header_of(&res, header::CONTENT_LENGTH).parse().unwrap();
+        let gz = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(gz.len(), length);
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        m3u8_rs::parse_media_playlist(text.as_bytes())
+            .unwrap()
+            .1
+            .segments
+            .len()
+    };
+    assert_eq!(fetch(router.clone()).await, 3);
+    // The keyframe at 4 s closes a fourth segment: the cached gzip of three must not be served.
+    for i in 91..=120 {
+        stream.push_video(frame(i, i % 30 == 0));
+    }
+    assert_eq!(fetch(router.clone()).await, 4);
+    assert_eq!(stream.info().viewers.hls, 1, "gzip clients are counted too");
+}
+
+#[tokio::test]
 async fn segments_are_immutable_and_never_gzipped() {
     let state = state();
     let _stream = live_stream(&state);
