@@ -117,6 +117,7 @@ fn bench(c: &mut Criterion) {
                 segment_target: Duration::from_secs(2),
                 window: 6,
                 name_prefix: "bench".into(),
+                ..HlsConfig::default()
             });
             let mut base = None;
             depacketize(&packets, |e| match e {
@@ -168,6 +169,7 @@ fn bench(c: &mut Criterion) {
                 segment_target: Duration::from_secs(2),
                 window: 6,
                 name_prefix: "bench".into(),
+                ..HlsConfig::default()
             });
             hls.set_video(ps.clone());
             let b0 = frames[0].dts;

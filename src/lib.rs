@@ -14,4 +14,5 @@ pub mod load;
 pub mod media;
 pub mod mux;
 pub mod rtp;
+pub mod sendfile;
 pub mod server;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -76,7 +77,8 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         if let Some(tls) = tls {
             crate::http::tls::serve(listener, tls, router, shutdown).await;
         } else if let Err(e) = axum::serve(
-            listener,
+            // `tap_io` also makes axum hand handlers the peer address (ConnectInfo).
+            crate::sendfile::SendfileListener::new(listener).tap_io(|stream| stream.set_nodelay()),
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)

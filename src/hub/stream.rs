@@ -138,6 +138,8 @@ impl Stream {
             segment_target: settings.segment_target,
             window: settings.hls_window,
             name_prefix: publish_id.clone(),
+            // Kept where plain-HTTP connections can send them without copying.
+            store_segment: crate::sendfile::map_segment,
         };
         let hls = HlsStream::new(hls_config.clone());
         let (flv_tx, _) = broadcast::channel(settings.flv_queue);

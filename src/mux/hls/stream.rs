@@ -31,6 +31,9 @@ pub struct HlsConfig {
     /// Prefix of every file name, unique per publish so caches never mix two publishes. Only
     /// `[A-Za-z0-9_-]` is kept; anything else becomes `_`.
     pub name_prefix: String,
+    /// Where a finished media segment's bytes are kept (the caller may move them, e.g. into
+    /// memory that can be sent without copying); the bytes must stay the same.
+    pub store_segment: fn(Bytes) -> Bytes,
 }
 
 impl Default for HlsConfig {
@@ -39,6 +42,7 @@ impl Default for HlsConfig {
             segment_target: Duration::from_secs(2),
             window: 6,
             name_prefix: "live".to_string(),
+            store_segment: std::convert::identity,
         }
     }
 }
@@ -61,6 +65,7 @@ struct OpenSegment {
 /// wall-clock times in, files out through [`HlsStream::playlist`] and [`HlsStream::get`].
 pub struct HlsStream {
     prefix: String,
+    store_segment: fn(Bytes) -> Bytes,
     target_duration: u32,
     segmenter: Segmenter,
     video: TrackState,
@@ -119,6 +124,7 @@ impl HlsStream {
             .collect();
         Self {
             prefix,
+            store_segment: config.store_segment,
             target_duration,
             segmenter: Segmenter::new(target_ticks, video_led),
             // Fallback durations: one frame at 30 fps, one 20 ms Opus frame.
@@ -446,7 +452,7 @@ impl HlsStream {
         self.next_msn += 1;
         // mfhd sequence numbers start at 1 and only need to increase (they wrap after 2^32).
         let sequence_number = (msn.wrapping_add(1) & 0xffff_ffff) as u32;
-        let data = media_segment(sequence_number, &fragments[..n]);
+        let data = (self.store_segment)(media_segment(sequence_number, &fragments[..n]));
         self.video.clear_segment(origin);
         self.audio.clear_segment(origin);
         self.files.publish(NewSegment {

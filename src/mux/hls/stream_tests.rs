@@ -29,6 +29,7 @@ pub(super) fn config(target_ms: u64, window: usize) -> HlsConfig {
         segment_target: Duration::from_millis(target_ms),
         window,
         name_prefix: "ab12".to_string(),
+        ..HlsConfig::default()
     }
 }
 
@@ -428,6 +429,7 @@ fn arbitrary_timestamps_flags_and_reconfigurations_never_panic() {
             segment_target: target,
             window: rng.random_range(0..8),
             name_prefix: format!("r{round}"),
+            ..HlsConfig::default()
         };
         let mut s = if rng.random_bool(0.2) {
             HlsStream::new_audio_only(cfg)
