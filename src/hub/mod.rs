@@ -2,6 +2,7 @@
 //! [`Stream`], and viewers read the shared, already-muxed output from it.
 
 mod flv_fanout;
+pub mod latency;
 mod meter;
 mod stream;
 
