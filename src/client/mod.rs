@@ -9,6 +9,7 @@ mod fixture;
 pub mod ogg_opus;
 mod pacer;
 mod peer;
+pub mod sei;
 mod source;
 mod whip;
 

@@ -41,12 +41,21 @@ impl Counters {
     }
 }
 
+/// How the media goes out (from [`super::PublishOptions`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pacing {
+    /// Start again from the first frame when the source ends.
+    pub looping: bool,
+    /// Stamp each access unit with the wall-clock time as it is sent (see `sei.rs`).
+    pub latency_stamps: bool,
+}
+
 /// Waits for the connection, then sends video and audio in real time following [`Schedule`].
 pub(super) async fn send_media(
     video: Outgoing,
     audio: Option<Outgoing>,
     source: MediaSource,
-    looping: bool,
+    pacing: Pacing,
     counters: Arc<Counters>,
     mut state: watch::Receiver<RTCPeerConnectionState>,
     connect_timeout: Duration,
@@ -77,7 +86,7 @@ pub(super) async fn send_media(
         None => &[],
     };
     let frame_duration = sample_duration(source.frame_ticks(), VIDEO_CLOCK_RATE);
-    let schedule = Schedule::new(frames.len(), source.fps(), packets, looping);
+    let schedule = Schedule::new(frames.len(), source.fps(), packets, pacing.looping);
 
     let start = tokio::time::Instant::now();
     for (at, next) in schedule {
@@ -91,8 +100,13 @@ pub(super) async fn send_media(
         match (next, &audio) {
             (Next::Video(i), _) => {
                 let au = &frames[i];
+                let data = if pacing.latency_stamps {
+                    super::sei::stamp_access_unit(&au.data, unix_micros())
+                } else {
+                    au.data.clone()
+                };
                 let sample = Sample {
-                    data: au.data.clone(),
+                    data,
                     duration: frame_duration,
                     ..Sample::new(std::time::Instant::now())
                 };
@@ -123,6 +137,13 @@ pub(super) async fn send_media(
         }
     }
     Ok(counters.snapshot())
+}
+
+/// Wall-clock time in µs since the Unix epoch, as latency stamps carry it.
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// What to send next.

@@ -13,7 +13,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
 use super::error::ClientError;
-use super::pacer::{send_media, Counters, SendStats};
+use super::pacer::{send_media, Counters, Pacing, SendStats};
 use super::peer::{
     add_sendonly_track, build_peer_connection, failed, h264_codec, opus_codec, Events, Outgoing,
 };
@@ -36,6 +36,9 @@ pub struct PublishOptions {
     pub gather_timeout: Duration,
     /// Limit for ICE + DTLS to connect after the answer is applied.
     pub connect_timeout: Duration,
+    /// Put a latency stamp (an SEI NAL unit with the wall-clock time, see [`super::sei`]) in
+    /// every access unit just before it is sent, for end-to-end latency measurements.
+    pub latency_stamps: bool,
 }
 
 impl Default for PublishOptions {
@@ -47,6 +50,7 @@ impl Default for PublishOptions {
             request_timeout: Duration::from_secs(10),
             gather_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            latency_stamps: false,
         }
     }
 }
@@ -122,7 +126,10 @@ pub async fn publish(
         negotiated.video,
         negotiated.audio,
         source,
-        opts.looping,
+        Pacing {
+            looping: opts.looping,
+            latency_stamps: opts.latency_stamps,
+        },
         Arc::clone(&counters),
         state_rx.clone(),
         opts.connect_timeout,

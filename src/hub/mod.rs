@@ -3,6 +3,7 @@
 
 mod flv_batch;
 mod flv_fanout;
+pub mod latency;
 mod meter;
 mod stream;
 

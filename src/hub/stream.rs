@@ -73,6 +73,8 @@ pub struct StreamInfo {
     /// The audio codec in the HLS and FLV outputs (AAC-LC), once audio flows.
     pub output_audio_codec: Option<String>,
     pub viewers: Viewers,
+    /// Latency the gateway adds, since the publish began (see `hub/latency.rs`).
+    pub latency: super::latency::LatencyInfo,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -111,6 +113,7 @@ pub struct Stream {
     flv_tx: broadcast::Sender<FlvPacket>,
     flv_viewers: Arc<AtomicUsize>,
     frames_in: AtomicU64,
+    latency: super::latency::StreamLatency,
 }
 
 struct Inner {
@@ -166,6 +169,7 @@ impl Stream {
             flv_tx,
             flv_viewers: Arc::new(AtomicUsize::new(0)),
             frames_in: AtomicU64::new(0),
+            latency: super::latency::StreamLatency::default(),
         }
     }
 
@@ -459,6 +463,7 @@ impl Stream {
                 flv: self.flv_viewers.load(Ordering::Relaxed),
                 hls: hls_viewers,
             },
+            latency: self.latency.info(),
         }
     }
 
@@ -493,6 +498,29 @@ impl Stream {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many HLS segments have been published so far (by sequence number): read before and
+    /// after [`Stream::push_video`] to tell whether that frame cut one.
+    pub fn hls_segment_counter(&self) -> u64 {
+        self.lock().hls.next_media_sequence()
+    }
+
+    /// A video access unit whose last RTP packet came at `arrival` has just gone through
+    /// [`Stream::push_video`]. `counter_before` is [`Stream::hls_segment_counter`] from just
+    /// before that push (only for keyframes: only they cut segments); if it moved, the frame
+    /// closed a segment, and the same latency counts for HLS.
+    pub fn note_video_latency(&self, arrival: Instant, counter_before: Option<u64>) {
+        let elapsed = arrival.elapsed();
+        self.latency.video_flv.record(elapsed);
+        if counter_before.is_some_and(|before| before != self.hls_segment_counter()) {
+            self.latency.video_hls.record(elapsed);
+        }
+    }
+
+    /// The AAC frames an Opus packet that came at `arrival` completed are in the FLV queue.
+    pub fn note_audio_latency(&self, arrival: Instant) {
+        self.latency.audio_flv.record(arrival.elapsed());
     }
 }
 

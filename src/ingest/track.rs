@@ -65,6 +65,7 @@ pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
         last_keyframe: None,
         keyframe_interval: session.config().keyframe_interval(),
         audio: None,
+        last_rtp: std::time::Instant::now(),
     };
     if is_video {
         // A publisher's first keyframe may already be gone: ask for one now.
@@ -92,7 +93,8 @@ pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
                         marker: p.header.marker,
                         payload: p.payload,
                     };
-                    receiver.push(packet, std::time::Instant::now());
+                    loop_state.last_rtp = std::time::Instant::now();
+                    receiver.push(packet, loop_state.last_rtp);
                 }
                 Some(TrackRemoteEvent::OnRtcpPacket(packets)) => {
                     let track_id = if is_video { TrackId::Video } else { TrackId::Audio };
@@ -155,6 +157,9 @@ struct TrackLoop {
     last_keyframe: Option<Instant>,
     keyframe_interval: Duration,
     audio: Option<AudioOut>,
+    /// When the latest RTP packet came: frames it completes are timed from it (the
+    /// gateway-added latency in `/api/streams`).
+    last_rtp: std::time::Instant,
 }
 
 /// The audio track's way into the outputs: Opus transcoded to AAC, placed on the stream clock.
@@ -195,7 +200,10 @@ impl TrackLoop {
                     self.last_keyframe = Some(Instant::now());
                 }
                 let frame = self.rebase(frame);
-                if stream.push_video(frame) {
+                let segments = frame.keyframe.then(|| stream.hls_segment_counter());
+                let wants_keyframe = stream.push_video(frame);
+                stream.note_video_latency(self.last_rtp, segments);
+                if wants_keyframe {
                     self.request_keyframe().await;
                 }
             }
@@ -211,7 +219,9 @@ impl TrackLoop {
                     audio.last_input = Some((frame.dts, Instant::now()));
                     audio.transcoder.push(OpusEvent::Frame(frame));
                 }
-                self.drain_audio();
+                if self.drain_audio() {
+                    stream.note_audio_latency(self.last_rtp);
+                }
             }
             TrackEvent::Opus(lost @ OpusEvent::Lost { .. }) => {
                 if let Some(audio) = self.audio.as_mut() {
@@ -251,17 +261,20 @@ impl TrackLoop {
         }
     }
 
-    /// Sends every AAC frame the transcoder has ready to the outputs.
-    fn drain_audio(&mut self) {
+    /// Sends every AAC frame the transcoder has ready to the outputs; true if there was one.
+    fn drain_audio(&mut self) -> bool {
         let Some(audio) = self.audio.as_mut() else {
-            return;
+            return false;
         };
         let stream = self.session.stream();
+        let mut sent = false;
         while let Some(mut aac) = audio.transcoder.poll() {
             aac.pts += audio.offset;
             aac.dts += audio.offset;
             stream.push_aac(aac);
+            sent = true;
         }
+        sent
     }
 
     /// Keeps audio going while the publisher sends none (muted, DTX, loss): the transcoder

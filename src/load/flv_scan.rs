@@ -3,7 +3,7 @@
 //! body without copying it, so a load client can follow gigabits of FLV cheaply. Sans-IO: bytes
 //! in, events out, any chunking.
 
-use super::sei::find_latency_stamp;
+use crate::client::sei::find_latency_stamp;
 
 /// FLV file header (9 bytes, §E.2) plus PreviousTagSize0 (4 bytes, §E.3).
 const FILE_PREAMBLE: usize = 13;
@@ -12,7 +12,7 @@ const TAG_HEADER: usize = 11;
 /// Body bytes kept per audio or script tag: the header byte and the packet type.
 const BODY_PEEK: usize = 2;
 /// Body bytes kept per video tag: the 5-byte AVC header and the start of the first NAL units,
-/// enough for a latency SEI (see `sei.rs`) at the front of the access unit.
+/// enough for a latency SEI (see `client/sei.rs`) at the front of the access unit.
 const VIDEO_PEEK: usize = 64;
 const PREVIOUS_TAG_SIZE: usize = 4;
 

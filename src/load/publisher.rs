@@ -98,6 +98,8 @@ pub async fn run_publisher(
         udp_addrs: setup.udp_addrs.clone(),
         http: Some(setup.http.clone()),
         connect_timeout: CONNECT_TIMEOUT,
+        // Every access unit carries the time it was sent: viewers measure end-to-end latency.
+        latency_stamps: true,
         ..PublishOptions::default()
     };
     let mut session = match publish(

@@ -29,11 +29,12 @@ pub struct Spread {
     pub count: usize,
     pub p50_ms: u64,
     pub p95_ms: u64,
+    pub p99_ms: u64,
     pub max_ms: u64,
 }
 
 impl Spread {
-    /// Nearest-rank percentiles (p50, p95) and the maximum.
+    /// Nearest-rank percentiles (p50, p95, p99) and the maximum.
     pub fn of(values: &[u64]) -> Spread {
         if values.is_empty() {
             return Spread::default();
@@ -45,7 +46,34 @@ impl Spread {
             count: v.len(),
             p50_ms: rank(50),
             p95_ms: rank(95),
+            p99_ms: rank(99),
             max_ms: v[v.len() - 1],
+        }
+    }
+}
+
+/// Distribution of end-to-end latencies measured in µs, shown in ms with µs resolution
+/// (on loopback most are well under a millisecond).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+pub struct LatencySpread {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl LatencySpread {
+    /// Nearest-rank percentiles of `values_us` (as [`Spread::of`]), in milliseconds.
+    pub fn of_us(values_us: &[u64]) -> LatencySpread {
+        let s = Spread::of(values_us);
+        let ms = |us: u64| us as f64 / 1000.0;
+        LatencySpread {
+            count: s.count,
+            p50_ms: ms(s.p50_ms),
+            p95_ms: ms(s.p95_ms),
+            p99_ms: ms(s.p99_ms),
+            max_ms: ms(s.max_ms),
         }
     }
 }
@@ -67,6 +95,44 @@ pub struct GatewayCost {
     pub rss_end_kib: u64,
     pub rss_per_stream_kib: Option<f64>,
     pub rss_per_viewer_kib: Option<f64>,
+}
+
+/// Latency the gateway reports it added (`/api/streams` at the end of the steady window,
+/// counted since each publish began) over the run's streams.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+pub struct GatewayLatency {
+    /// Video: last RTP packet of a frame in -> its FLV tag queued for viewers.
+    pub video_flv: AddedLatency,
+    /// Video keyframe that closed an HLS segment: last RTP packet in -> segment published.
+    pub video_hls: AddedLatency,
+    /// Opus packet in -> the AAC it completed queued for FLV viewers.
+    pub audio_flv: AddedLatency,
+}
+
+/// One of [`GatewayLatency`]'s measurements, combined over streams: the worst stream's
+/// percentiles (each the gateway's bucket edge, at most 12.5 % above the true value).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+pub struct AddedLatency {
+    pub streams: usize,
+    /// Frames (or segments) measured, all streams together.
+    pub count: u64,
+    pub worst_p50_us: u64,
+    pub worst_p99_us: u64,
+    pub max_us: u64,
+}
+
+impl AddedLatency {
+    /// Folds in one stream's `{count, p50_us, p99_us, max_us}`.
+    pub fn add_stream(&mut self, count: u64, p50_us: u64, p99_us: u64, max_us: u64) {
+        if count == 0 {
+            return;
+        }
+        self.streams += 1;
+        self.count += count;
+        self.worst_p50_us = self.worst_p50_us.max(p50_us);
+        self.worst_p99_us = self.worst_p99_us.max(p99_us);
+        self.max_us = self.max_us.max(max_us);
+    }
 }
 
 /// Everything a run measured.
@@ -93,10 +159,15 @@ pub struct LoadReport {
     pub steady_mbps: f64,
     pub flv_first_keyframe: Spread,
     pub hls_first_segment: Spread,
-    /// Publisher wall clock (latency SEI) to FLV viewer; empty unless the publisher stamps.
-    pub flv_end_to_end_latency: Spread,
-    /// Same for HLS: each stamped frame of a segment, at the time the segment was fetched.
-    pub hls_end_to_end_latency: Spread,
+    /// Publisher wall clock (latency SEI, stamped as each access unit is sent) to FLV viewer,
+    /// live frames only (not the cached GOP a viewer gets on joining); empty unless the
+    /// publisher stamps.
+    pub flv_end_to_end_latency: LatencySpread,
+    /// Same for HLS: every stamped frame of a segment, at the time the segment was fetched,
+    /// for segments published while the viewer was polling (not the ones it started with).
+    pub hls_end_to_end_latency: LatencySpread,
+    /// What the gateway says it added, from `/api/streams`; `None` if it did not say.
+    pub gateway_latency: Option<GatewayLatency>,
     /// Per-viewer byte counts, lowest first (to show that every viewer got data).
     pub min_viewer_bytes: u64,
     pub gateway: Option<GatewayCost>,
@@ -186,14 +257,41 @@ impl LoadReport {
         for (what, sp) in [
             ("FLV first keyframe", self.flv_first_keyframe),
             ("HLS first segment", self.hls_first_segment),
+        ] {
+            if sp.count > 0 {
+                s.push_str(&format!(
+                    "{what}: p50 {} ms, p95 {} ms, p99 {} ms, max {} ms (n={})\n",
+                    sp.p50_ms, sp.p95_ms, sp.p99_ms, sp.max_ms, sp.count
+                ));
+            }
+        }
+        for (what, sp) in [
             ("FLV end-to-end latency", self.flv_end_to_end_latency),
             ("HLS end-to-end latency", self.hls_end_to_end_latency),
         ] {
             if sp.count > 0 {
                 s.push_str(&format!(
-                    "{what}: p50 {} ms, p95 {} ms, max {} ms (n={})\n",
-                    sp.p50_ms, sp.p95_ms, sp.max_ms, sp.count
+                    "{what}: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={})\n",
+                    sp.p50_ms, sp.p95_ms, sp.p99_ms, sp.max_ms, sp.count
                 ));
+            }
+        }
+        if let Some(g) = &self.gateway_latency {
+            for (what, l) in [
+                ("video RTP in -> FLV tag", g.video_flv),
+                ("keyframe RTP in -> HLS segment", g.video_hls),
+                ("Opus RTP in -> AAC FLV tag", g.audio_flv),
+            ] {
+                if l.count > 0 {
+                    s.push_str(&format!(
+                        "gateway-added, {what}: worst stream p50 {:.2} ms, p99 {:.2} ms; max {:.2} ms (n={}, {} streams)\n",
+                        l.worst_p50_us as f64 / 1000.0,
+                        l.worst_p99_us as f64 / 1000.0,
+                        l.max_us as f64 / 1000.0,
+                        l.count,
+                        l.streams
+                    ));
+                }
             }
         }
         if let Some(g) = &self.gateway {
@@ -242,11 +340,83 @@ mod tests {
                 count: 20,
                 p50_ms: 10,
                 p95_ms: 19,
+                p99_ms: 20,
                 max_ms: 20
             }
         );
         assert_eq!(Spread::of(&[7]).p95_ms, 7);
         assert_eq!(Spread::of(&[]), Spread::default());
+    }
+
+    #[test]
+    fn end_to_end_latency_is_kept_in_microseconds_and_shown_in_milliseconds() {
+        let v: Vec<u64> = (1..=100).map(|i| i * 10).collect();
+        let sp = LatencySpread::of_us(&v);
+        assert_eq!(
+            sp,
+            LatencySpread {
+                count: 100,
+                p50_ms: 0.5,
+                p95_ms: 0.95,
+                p99_ms: 0.99,
+                max_ms: 1.0
+            }
+        );
+        let report = LoadReport {
+            flv_end_to_end_latency: sp,
+            ..LoadReport::default()
+        };
+        assert!(
+            report.table().contains(
+                "FLV end-to-end latency: p50 0.50 ms, p95 0.95 ms, p99 0.99 ms, max 1.00 ms (n=100)"
+            ),
+            "{}",
+            report.table()
+        );
+    }
+
+    #[test]
+    fn p99_is_the_nearest_rank_of_a_larger_set() {
+        let v: Vec<u64> = (1..=200).rev().collect();
+        let s = Spread::of(&v);
+        assert_eq!(
+            (s.count, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms),
+            (200, 100, 190, 198, 200)
+        );
+    }
+
+    #[test]
+    fn gateway_latency_keeps_the_worst_stream_and_skips_streams_without_frames() {
+        let mut l = AddedLatency::default();
+        l.add_stream(900, 120, 800, 4000);
+        l.add_stream(0, 0, 0, 0);
+        l.add_stream(100, 300, 500, 9000);
+        assert_eq!(
+            l,
+            AddedLatency {
+                streams: 2,
+                count: 1000,
+                worst_p50_us: 300,
+                worst_p99_us: 800,
+                max_us: 9000
+            }
+        );
+        let report = LoadReport {
+            gateway_latency: Some(GatewayLatency {
+                video_flv: l,
+                ..GatewayLatency::default()
+            }),
+            ..LoadReport::default()
+        };
+        let table = report.table();
+        assert!(
+            table.contains(
+                "gateway-added, video RTP in -> FLV tag: worst stream p50 0.30 ms, p99 0.80 ms; \
+                 max 9.00 ms (n=1000, 2 streams)"
+            ),
+            "{table}"
+        );
+        assert!(!table.contains("HLS segment"), "{table}");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use super::flv_scan::FlvScanner;
 use super::hls_playlist::parse_media_playlist;
 use super::playback::PlayBuffer;
-use super::sei::scan_latency_stamps;
 use super::RunClock;
+use crate::client::sei::scan_latency_stamps;
 
 /// A forward jump of the FLV video timestamp larger than this means frames were skipped.
 const FLV_SKIP_MS: u32 = 1000;
@@ -55,8 +55,8 @@ pub struct ViewerStats {
     lost: AtomicU64,
     /// Request start to first keyframe (FLV) or first media segment (HLS), ms.
     first_keyframe_ms: AtomicU64,
-    /// Publisher-to-viewer delay of each latency-stamped frame (see `sei.rs`), ms.
-    latencies_ms: Mutex<Vec<u64>>,
+    /// Publisher-to-viewer delay of each latency-stamped frame (see `client/sei.rs`), µs.
+    latencies_us: Mutex<Vec<u64>>,
     failure: Mutex<Option<String>>,
 }
 
@@ -70,7 +70,7 @@ impl ViewerStats {
             play: Mutex::new(PlayBuffer::default()),
             lost: AtomicU64::new(0),
             first_keyframe_ms: AtomicU64::new(NONE),
-            latencies_ms: Mutex::new(Vec::new()),
+            latencies_us: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
         }
     }
@@ -99,9 +99,9 @@ impl ViewerStats {
     pub fn failure(&self) -> Option<String> {
         self.failure.lock().ok().and_then(|f| f.clone())
     }
-    /// End-to-end latencies seen so far (ms), one per stamped frame.
-    pub fn latencies_ms(&self) -> Vec<u64> {
-        self.latencies_ms
+    /// End-to-end latencies seen so far (µs), one per stamped frame.
+    pub fn latencies_us(&self) -> Vec<u64> {
+        self.latencies_us
             .lock()
             .map(|l| l.clone())
             .unwrap_or_default()
@@ -110,9 +110,9 @@ impl ViewerStats {
     /// A frame stamped at `stamp_us` (publisher wall clock) arrived at `now_us`. Kept up to
     /// [`MAX_LATENCY_SAMPLES`] per viewer, so a long run cannot grow without bound.
     pub fn note_latency(&self, stamp_us: u64, now_us: u64) {
-        if let Ok(mut l) = self.latencies_ms.lock() {
+        if let Ok(mut l) = self.latencies_us.lock() {
             if l.len() < MAX_LATENCY_SAMPLES {
-                l.push(now_us.saturating_sub(stamp_us) / 1000);
+                l.push(now_us.saturating_sub(stamp_us));
             }
         }
     }
@@ -198,6 +198,9 @@ pub async fn run_flv(
     stats.connected.store(true, Ordering::Relaxed);
     let mut scanner = FlvScanner::new();
     let mut last_video_ts: Option<u32> = None;
+    // The response starts with the gateway's cached GOP, frames up to a GOP old: latency is
+    // measured from the next keyframe on, where the feed is live.
+    let mut keyframes = 0u32;
     loop {
         let chunk = tokio::select! {
             c = response.chunk() => c,
@@ -220,7 +223,10 @@ pub async fn run_flv(
                 return;
             }
             media = true;
-            if let Some(stamp) = tag.latency_stamp_us {
+            if tag.tag_type == 9 && tag.keyframe {
+                keyframes = keyframes.saturating_add(1);
+            }
+            if let Some(stamp) = tag.latency_stamp_us.filter(|_| keyframes >= 2) {
                 stats.note_latency(stamp, now_us);
             }
             if tag.tag_type == 9 {
@@ -351,6 +357,9 @@ async fn hls_round(
             *init_fetched = true;
         }
     }
+    // Segments a player starts with were published before it came: only those that appear
+    // while it polls tell how late the live edge is.
+    let live = next_seq.is_some();
     let want = next_seq.unwrap_or_else(|| last.sequence.saturating_sub(1).max(first.sequence));
     if first.sequence > want {
         // Segments left the window before this player fetched them.
@@ -367,8 +376,10 @@ async fn hls_round(
         let bytes = get(http, &url).await?;
         stats.add_bytes(bytes.len());
         let now_us = unix_micros();
-        for stamp in scan_latency_stamps(&bytes) {
-            stats.note_latency(stamp, now_us);
+        if live {
+            for stamp in scan_latency_stamps(&bytes) {
+                stats.note_latency(stamp, now_us);
+            }
         }
         let now = clock.ms();
         stats.first_keyframe(now.saturating_sub(started_ms));
@@ -408,7 +419,7 @@ mod tests {
         let v = ViewerStats::new(ViewerKind::Flv, "a".into());
         v.note_latency(1_000_000, 1_042_999);
         v.note_latency(2_000_000, 1_999_000);
-        assert_eq!(v.latencies_ms(), vec![42, 0]);
+        assert_eq!(v.latencies_us(), vec![42_999, 0]);
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! Smoke run of the load tool (`castgate::load`, the engine of `castgate-load`) against an
 //! in-process gateway on loopback: a few publishers and viewers for a few seconds, and nothing
-//! may be lost or stall. The big runs are in BENCHMARKS.md, not in CI.
+//! may be lost or stall. The big runs are in BENCHMARKS.md, not in CI. Also: the latency stamps
+//! the load tool's publishers put in every access unit reach both outputs and decode cleanly.
 
 use std::time::Duration;
 
-use castgate::client::generate_fixture;
-use castgate::load::{run, Limits, LoadConfig};
+use castgate::client::{generate_fixture, publish, PublishOptions};
+use castgate::load::{run, scan_latency_stamps, FlvScanner, Limits, LoadConfig};
 
-use crate::support::{fixture_dir, init_tracing, require_media_tools, TestServer};
+use crate::support::{
+    capture_flv, capture_hls, eventually, finish_viewers, fixture_dir, http_client, init_tracing,
+    output_dir, probe_video, require_media_tools, write, TestServer, VideoProbe,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn load_smoke_two_publishers_four_flv_two_hls_viewers_nothing_lost_or_stalled() {
@@ -65,6 +69,16 @@ async fn load_smoke_two_publishers_four_flv_two_hls_viewers_nothing_lost_or_stal
     let gateway = report.gateway.as_ref().expect("process sampled");
     assert!(gateway.rss_end_kib > 0, "{table}");
 
+    // The publishers stamp every access unit: both kinds of viewer measure end-to-end latency,
+    // and the gateway reports what it added.
+    assert!(report.flv_end_to_end_latency.count > 100, "{table}");
+    assert!(report.hls_end_to_end_latency.count > 0, "{table}");
+    let added = report.gateway_latency.expect("gateway reports its latency");
+    assert_eq!(added.video_flv.streams, 2, "{table}");
+    assert!(added.video_flv.count > 100, "{table}");
+    assert!(added.audio_flv.count > 100, "{table}");
+    assert!(added.video_hls.count > 0, "{table}");
+
     // The JSON report carries the same totals.
     let json = serde_json::to_value(&report).expect("report serializes");
     assert_eq!(json["publishers_connected"], 2);
@@ -74,4 +88,110 @@ async fn load_smoke_two_publishers_four_flv_two_hls_viewers_nothing_lost_or_stal
         Some(report.samples.len())
     );
     srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn latency_stamped_publish_decodes_frame_exact_with_a_stamp_on_every_frame() {
+    init_tracing();
+    require_media_tools();
+    let fixture = tokio::task::spawn_blocking(|| generate_fixture(&fixture_dir(), 3))
+        .await
+        .expect("fixture task")
+        .expect("ffmpeg makes the fixture");
+    let srv = TestServer::start().await;
+    let opts = PublishOptions {
+        http: Some(http_client()),
+        latency_stamps: true,
+        ..PublishOptions::default()
+    };
+    let mut session = publish(
+        &srv.url("/whip/stamped"),
+        None,
+        fixture.media_source(),
+        opts,
+    )
+    .await
+    .expect("WHIP publish is accepted");
+    session
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .expect("ICE + DTLS connect over loopback");
+    eventually("stream to go live", Duration::from_secs(10), || async {
+        srv.stream_state("stamped").await.filter(|s| s == "live")
+    })
+    .await;
+    let flv = tokio::spawn(capture_flv(srv.http.clone(), srv.url("/flv/stamped.flv")));
+    let hls = tokio::spawn(capture_hls(
+        srv.http.clone(),
+        srv.url("/hls/stamped/index.m3u8"),
+    ));
+    let sent = tokio::time::timeout(Duration::from_secs(25), session.finished())
+        .await
+        .expect("publisher finishes the fixture in real time")
+        .expect("publisher sends without error");
+    // Let the last packets clear the reorder buffer, then read what the gateway measured.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, api) = srv.get("/api/streams").await;
+    let api: serde_json::Value = serde_json::from_slice(&api).expect("JSON");
+    let latency = &api["streams"][0]["latency"];
+    session.stop().await.expect("DELETE succeeds");
+    let (hls, flv) = finish_viewers(hls, flv).await;
+    srv.shutdown().await;
+
+    // The gateway timed every access unit it received (all of them, on loopback) and the
+    // keyframes that closed segments; percentiles are ordered.
+    assert_eq!(
+        latency["video_flv"]["count"], sent.video_frames,
+        "{latency}"
+    );
+    assert!(
+        latency["video_hls"]["count"].as_u64() >= Some(1),
+        "{latency}"
+    );
+    let us = |k: &str| latency["video_flv"][k].as_u64().unwrap_or(0);
+    assert!(
+        us("p50_us") <= us("p99_us") && us("p99_us") <= us("max_us"),
+        "{latency}"
+    );
+
+    // Both outputs decode, frame-exact, with the stamps in.
+    let out = output_dir("load-stamped");
+    let expected = VideoProbe {
+        codec: "h264".into(),
+        width: u64::from(fixture.width),
+        height: u64::from(fixture.height),
+        frames: sent.video_frames,
+    };
+    let flv_file = out.join("viewer.flv");
+    write(&flv_file, &[&flv.bytes]);
+    assert_eq!(probe_video(&flv_file), expected, "{}", flv_file.display());
+    assert!(hls.problems.is_empty(), "HLS problems: {:?}", hls.problems);
+    let init = hls.init.clone().expect("init segment");
+    let mut whole: Vec<&[u8]> = vec![&init[..]];
+    whole.extend(hls.segments.iter().map(|(_, _, b)| &b[..]));
+    let hls_file = out.join("hls-all.mp4");
+    write(&hls_file, &whole);
+    assert_eq!(probe_video(&hls_file), expected, "{}", hls_file.display());
+
+    // Every video tag of the FLV response carries its stamp where the load tool looks (the
+    // front of the access unit), in sending order; so does every HLS sample.
+    let mut stamps = Vec::new();
+    let mut video_tags = 0u64;
+    FlvScanner::new()
+        .feed(&flv.bytes, |tag| {
+            if tag.tag_type == 9 && tag.media {
+                video_tags += 1;
+                stamps.extend(tag.latency_stamp_us);
+            }
+        })
+        .expect("FLV scans");
+    assert_eq!(video_tags, sent.video_frames);
+    assert_eq!(stamps.len() as u64, sent.video_frames);
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "stamps in order");
+    let hls_stamps: usize = hls
+        .segments
+        .iter()
+        .map(|(_, _, b)| scan_latency_stamps(b).len())
+        .sum();
+    assert_eq!(hls_stamps as u64, sent.video_frames);
 }

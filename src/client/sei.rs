@@ -1,15 +1,20 @@
 //! End-to-end latency stamps: an H.264 SEI NAL unit (type 6) holding one
 //! `user_data_unregistered` message (payload type 5, H.264 §D.1.7 / §D.2.7) made of a fixed
-//! UUID and the publisher's wall-clock time in microseconds since the Unix epoch. A publisher
-//! puts one at the front of each access unit; a viewer finds it in FLV tags or fMP4 samples
-//! (AVCC: 4-byte length before each NAL) and subtracts it from its own clock.
-//! Sans-IO: the time is a parameter.
+//! UUID and the publisher's wall-clock time in microseconds since the Unix epoch. The publisher
+//! ([`super::PublishOptions::latency_stamps`]) puts one in each access unit just before sending
+//! it, in front of its pictures; a viewer (the load tool) finds it in FLV tags or fMP4 samples
+//! (AVCC: 4-byte length before each NAL) and subtracts it from its own clock. Decoders ignore
+//! user data they do not know. Sans-IO: the time is a parameter.
+
+use bytes::Bytes;
+
+use crate::media::h264::nal::{AUD, PPS, SEI as NAL_SEI, SPS};
+use crate::media::h264::split_annexb;
 
 /// Identifies castgate's latency stamps among other user data (a random v4 UUID).
 pub const LATENCY_UUID: [u8; 16] = [
     0x6c, 0x1a, 0x3f, 0x52, 0x9e, 0x07, 0x4d, 0x2b, 0xa4, 0x61, 0xc3, 0x18, 0x5e, 0xd0, 0x77, 0x9a,
 ];
-const NAL_SEI: u8 = 6;
 const USER_DATA_UNREGISTERED: u8 = 5;
 const STAMP_LEN: usize = 16 + 8;
 
@@ -30,6 +35,34 @@ pub fn annexb_latency_sei(unix_micros: u64) -> Vec<u8> {
     let mut out = vec![0, 0, 0, 1];
     out.extend_from_slice(&latency_sei_nal(unix_micros));
     out
+}
+
+/// `au` (Annex B, as [`super::AccessUnit`] holds it) with a stamp NAL unit put in, re-framed
+/// with 4-byte start codes. It goes after a leading access unit delimiter and parameter sets
+/// (where H.264 §7.4.1.2.3 wants them) and before the other SEI and the slices, so it is the
+/// first NAL unit a gateway that strips parameter sets passes on. One exception: an SEI
+/// holding a buffering period must stay the first SEI (§D.2.2), so the stamp goes after it.
+pub fn stamp_access_unit(au: &[u8], unix_micros: u64) -> Bytes {
+    let stamp = latency_sei_nal(unix_micros);
+    let mut out = Vec::with_capacity(au.len() + stamp.len() + 8);
+    let mut inserted = false;
+    for nal in split_annexb(au) {
+        let kind = nal.first().map_or(0, |h| h & 0x1f);
+        let leading = matches!(kind, AUD | SPS | PPS);
+        let buffering_period = kind == NAL_SEI && nal.get(1) == Some(&0);
+        if !inserted && !leading && !buffering_period {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(&stamp);
+            inserted = true;
+        }
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+    }
+    if !inserted {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(&stamp);
+    }
+    Bytes::from(out)
 }
 
 /// The stamp in an AVCC access unit (4-byte big-endian NAL lengths), if there is one. Stops
@@ -136,6 +169,68 @@ mod tests {
             out.extend_from_slice(n);
         }
         out
+    }
+
+    /// Annex B with 4-byte start codes.
+    fn annexb(nals: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for n in nals {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(n);
+        }
+        out
+    }
+
+    const AUD_NAL: &[u8] = &[0x09, 0xf0];
+    const SPS_NAL: &[u8] = &[0x67, 0x42, 0xc0, 0x1e, 0xd9];
+    const PPS_NAL: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
+    /// An encoder's own user data SEI (another UUID), as x264 writes in its first picture.
+    const X264_SEI: &[u8] = &[
+        0x06, 0x05, 0x11, 0xdc, 0x45, 0xe9, 0xbd, 0xe6, 0xd9, 0x48, 0x80,
+    ];
+    const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00, 0x33];
+    const SLICE: &[u8] = &[0x41, 0x9a, 0x02, 0x04];
+
+    #[test]
+    fn stamp_goes_after_the_delimiter_and_parameter_sets_before_other_sei_and_slices() {
+        let t = 1_795_000_000_123_456u64;
+        let au = annexb(&[AUD_NAL, SPS_NAL, PPS_NAL, X264_SEI, IDR]);
+        let stamped = stamp_access_unit(&au, t);
+        let stamp = latency_sei_nal(t);
+        assert_eq!(
+            stamped,
+            annexb(&[AUD_NAL, SPS_NAL, PPS_NAL, &stamp, X264_SEI, IDR])
+        );
+        // Read back as a gateway passes it on: AVCC, parameter sets and delimiter gone.
+        let passed_on = crate::media::h264::annexb_to_avcc(&annexb(&[&stamp, X264_SEI, IDR]));
+        assert_eq!(find_latency_stamp(&passed_on), Some(t));
+        assert_eq!(
+            find_latency_stamp(&crate::media::h264::annexb_to_avcc(&stamped)),
+            Some(t)
+        );
+    }
+
+    #[test]
+    fn a_plain_picture_gets_the_stamp_in_front_and_three_byte_start_codes_become_four() {
+        let mut au = vec![0, 0, 1];
+        au.extend_from_slice(SLICE);
+        let stamped = stamp_access_unit(&au, 7);
+        assert_eq!(stamped, annexb(&[&latency_sei_nal(7), SLICE]));
+        assert_eq!(
+            split_annexb(&stamped).collect::<Vec<_>>(),
+            vec![&latency_sei_nal(7)[..], SLICE]
+        );
+    }
+
+    #[test]
+    fn a_buffering_period_sei_stays_first_and_an_empty_unit_gets_just_the_stamp() {
+        let buffering: &[u8] = &[0x06, 0x00, 0x01, 0x80, 0x80];
+        let stamped = stamp_access_unit(&annexb(&[SPS_NAL, buffering, IDR]), 9);
+        assert_eq!(
+            stamped,
+            annexb(&[SPS_NAL, buffering, &latency_sei_nal(9), IDR])
+        );
+        assert_eq!(stamp_access_unit(&[], 9), annexb(&[&latency_sei_nal(9)]));
     }
 
     #[test]

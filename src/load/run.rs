@@ -1,0 +1,220 @@
+//! The run itself: publishers ramped up, then viewers, a steady hold, and an orderly stop
+//! (viewers first), with the sampler running throughout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::config::{LoadConfig, LoadError};
+use super::proc_stat::sample as sample_process;
+use super::publisher::{run_publisher, PublisherSetup, PublisherStats};
+use super::report::LoadReport;
+use super::sampler::{sample_every_second, Crowd};
+use super::streams_api::{gateway_latency, wait_live};
+use super::summary::{gateway_cost, summarize};
+use super::viewer::{self, ViewerKind, ViewerStats};
+use super::RunClock;
+
+/// Limit for publishers to connect and their streams to go live once the ramp is over.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs the whole load test and returns what it measured.
+pub async fn run(cfg: LoadConfig) -> Result<LoadReport, LoadError> {
+    if cfg.publishers == 0 {
+        return Err(LoadError::NoPublishers);
+    }
+    if !(cfg.publisher_ramp_per_sec > 0.0 && cfg.viewer_ramp_per_sec > 0.0) {
+        return Err(LoadError::BadRamp);
+    }
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| LoadError::Http(e.to_string()))?;
+    let clock = RunClock::start();
+    // Viewers stop first, so that no viewer sees its stream end because a publisher left.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (viewers_stop_tx, viewers_stop_rx) = watch::channel(false);
+    let proc_start = cfg.gateway_pid.map(sample_process).transpose()?;
+
+    // Every viewer's stream is fixed up front: viewer i watches stream i mod N.
+    let publishers: Vec<_> = (0..cfg.publishers)
+        .map(|i| Arc::new(PublisherStats::new(cfg.stream_name(i))))
+        .collect();
+    let viewer_kinds = interleave(cfg.flv_viewers, cfg.hls_viewers);
+    let viewers: Vec<_> = viewer_kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| Arc::new(ViewerStats::new(*kind, cfg.stream_name(i % cfg.publishers))))
+        .collect();
+    let crowd = Arc::new(Crowd {
+        publishers: publishers.clone(),
+        viewers: viewers.clone(),
+    });
+    let (phase_tx, phase_rx) = watch::channel("ramp");
+    let sampler = tokio::spawn(sample_every_second(
+        crowd.clone(),
+        cfg.gateway_pid,
+        clock,
+        phase_rx,
+        stop_rx.clone(),
+        cfg.live_output,
+    ));
+
+    // Phase 1: publishers, ramped.
+    let mut tasks = Vec::new();
+    let mut viewer_tasks = Vec::new();
+    let own_publishers = if cfg.start_publishers {
+        publishers.as_slice()
+    } else {
+        &[]
+    };
+    for (i, stats) in own_publishers.iter().enumerate() {
+        let setup = PublisherSetup {
+            whip_url: cfg.url(&format!("/whip/{}", stats.stream)),
+            bearer: cfg.bearer.clone(),
+            source: cfg.source.clone(),
+            udp_addrs: cfg.udp_addrs.clone(),
+            http: http.clone(),
+        };
+        let delay = Duration::from_secs_f64(i as f64 / cfg.publisher_ramp_per_sec);
+        tasks.push(tokio::spawn(run_publisher(
+            setup,
+            delay,
+            stats.clone(),
+            clock,
+            stop_rx.clone(),
+        )));
+    }
+    let ramp_end = Duration::from_secs_f64(cfg.publishers as f64 / cfg.publisher_ramp_per_sec);
+    let settle_deadline = tokio::time::Instant::now() + ramp_end + SETTLE_TIMEOUT;
+    while !own_publishers.iter().all(|p| p.settled())
+        && tokio::time::Instant::now() < settle_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_live(&http, &cfg, &publishers, clock, settle_deadline).await;
+    let proc_publishers = cfg.gateway_pid.map(sample_process).transpose()?;
+
+    // Phase 2: viewers, ramped over the streams.
+    let _ = phase_tx.send("viewers");
+    for (i, stats) in viewers.iter().enumerate() {
+        let delay = Duration::from_secs_f64(i as f64 / cfg.viewer_ramp_per_sec);
+        let (http, stats, stop) = (http.clone(), stats.clone(), viewers_stop_rx.clone());
+        let task = match stats.kind {
+            ViewerKind::Flv => {
+                let limit = cfg.flv_read_limit_bps;
+                let url = cfg.url(&format!("/flv/{}.flv", stats.stream));
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    viewer::run_flv(http, url, stats, clock, stop, limit).await
+                })
+            }
+            ViewerKind::Hls => {
+                let url = cfg.url(&format!("/hls/{}/index.m3u8", stats.stream));
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    viewer::run_hls(http, url, stats, clock, stop).await
+                })
+            }
+        };
+        viewer_tasks.push(task);
+    }
+    let viewer_ramp = Duration::from_secs_f64(viewers.len() as f64 / cfg.viewer_ramp_per_sec);
+    // Give the last viewers a moment to get their first media before the steady window.
+    tokio::time::sleep(viewer_ramp + Duration::from_secs(2)).await;
+
+    // Phase 3: hold, with everything on.
+    let _ = phase_tx.send("steady");
+    let steady_start_ms = clock.ms();
+    let bytes_at_start: u64 = viewers.iter().map(|v| v.bytes()).sum();
+    let proc_steady = cfg.gateway_pid.map(sample_process).transpose()?;
+    tokio::time::sleep(cfg.hold).await;
+    let steady_ms = clock.ms().saturating_sub(steady_start_ms).max(1);
+    let bytes_steady = viewers.iter().map(|v| v.bytes()).sum::<u64>() - bytes_at_start;
+    let proc_end = cfg.gateway_pid.map(sample_process).transpose()?;
+    let stream_names: Vec<String> = publishers.iter().map(|p| p.stream.clone()).collect();
+    let added_latency = gateway_latency(&http, &cfg, &stream_names).await;
+    let publishers_live = publishers.iter().filter(|p| p.connected()).count();
+    let flv_playing = playing(&viewers, ViewerKind::Flv);
+    let hls_playing = playing(&viewers, ViewerKind::Hls);
+
+    // Stop: viewers' stalls are closed at this instant, then everyone is told to stop.
+    let _ = phase_tx.send("stop");
+    let end_ms = clock.ms();
+    for v in &viewers {
+        v.finish(end_ms);
+    }
+    let _ = viewers_stop_tx.send(true);
+    for t in viewer_tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    let samples = sampler.await.unwrap_or_default();
+
+    let mut report = summarize(&cfg, &publishers, &viewers, samples);
+    report.publishers_connected = publishers_live;
+    report.flv_viewers_playing = flv_playing;
+    report.hls_viewers_playing = hls_playing;
+    report.gateway_latency = added_latency;
+    report.steady_mbps = bytes_steady as f64 * 8.0 / 1e6 / (steady_ms as f64 / 1000.0);
+    if let (Some(pid), Some(s0), Some(p1), Some(s1), Some(s2)) = (
+        cfg.gateway_pid,
+        proc_start,
+        proc_publishers,
+        proc_steady,
+        proc_end,
+    ) {
+        report.gateway = Some(gateway_cost(
+            pid,
+            [s0, p1, s1, s2],
+            steady_ms,
+            bytes_steady,
+            publishers_live,
+            viewers.len(),
+        ));
+    }
+    Ok(report)
+}
+
+/// FLV and HLS viewers interleaved in proportion, so both kinds ramp together.
+fn interleave(flv: usize, hls: usize) -> Vec<ViewerKind> {
+    let total = flv + hls;
+    let mut out = Vec::with_capacity(total);
+    let (mut f, mut h) = (0usize, 0usize);
+    while f + h < total {
+        // Take FLV while it is behind its share.
+        if h >= hls || (f < flv && f * total <= (f + h) * flv) {
+            out.push(ViewerKind::Flv);
+            f += 1;
+        } else {
+            out.push(ViewerKind::Hls);
+            h += 1;
+        }
+    }
+    out
+}
+
+fn playing(viewers: &[Arc<ViewerStats>], kind: ViewerKind) -> usize {
+    viewers
+        .iter()
+        .filter(|v| v.kind == kind && v.connected() && v.had_media())
+        .count()
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewers_of_both_kinds_are_interleaved_in_proportion() {
+        use ViewerKind::{Flv as F, Hls as H};
+        assert_eq!(interleave(4, 2), vec![F, H, F, F, H, F]);
+        assert_eq!(interleave(0, 2), vec![H, H]);
+        assert_eq!(interleave(3, 0), vec![F, F, F]);
+        assert_eq!(interleave(1, 1), vec![F, H]);
+    }
+}
