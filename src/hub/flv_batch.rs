@@ -82,6 +82,11 @@ impl FlvBatcher {
         [before, after].into_iter().flatten()
     }
 
+    /// True while tags wait for a packet.
+    pub fn holds_tags(&self) -> bool {
+        self.kind.is_some()
+    }
+
     /// Whatever is held, as one packet (before a sequence header, at the end of the stream).
     pub fn flush(&mut self) -> Option<FlvPacket> {
         let kind = self.kind.take()?;
@@ -107,9 +112,11 @@ mod tests {
         let mut b = FlvBatcher::new(0);
         assert!(b.push(FlvKind::Audio, &tag(1), 0).next().is_none());
         assert!(b.push(FlvKind::Audio, &tag(2), 21).next().is_none());
+        assert!(b.holds_tags());
         let out = kinds_and_bytes(b.push(FlvKind::VideoInter, &tag(3), 33));
         assert_eq!(out, vec![(FlvKind::VideoInter, vec![1, 1, 2, 2, 3, 3])]);
         // Nothing is left behind.
+        assert!(!b.holds_tags());
         assert!(b.flush().is_none());
     }
 

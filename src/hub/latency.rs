@@ -124,8 +124,9 @@ pub struct StreamLatency {
     pub video_flv: LatencyHistogram,
     /// Keyframe that cut an HLS segment: its last RTP packet in -> that segment published.
     pub video_hls: LatencyHistogram,
-    /// Opus packet in -> the AAC frames it completed in the FLV queue (transcode included;
-    /// the codecs' own frame delay is not, it is in the timestamps).
+    /// Opus packet in -> the AAC frames it completed in the FLV queue (transcode included, and
+    /// the wait for the video frame they are sent with; the codecs' own frame delay is not,
+    /// it is in the timestamps).
     pub audio_flv: LatencyHistogram,
 }
 
@@ -275,5 +276,45 @@ mod tests {
         assert!(latency.video_hls.max_us >= 3000, "{latency:?}");
         let json = serde_json::to_value(stream.info()).unwrap();
         assert_eq!(json["latency"]["video_hls"]["count"], 3);
+    }
+
+    #[test]
+    fn audio_held_for_the_next_video_frame_is_timed_when_it_goes_out() {
+        let hub = Hub::new(StreamSettings::default());
+        let stream = hub.claim("cam").unwrap();
+        stream.set_video_params(
+            ParameterSets::new(
+                Bytes::from_static(BASELINE_360P30.sps),
+                Bytes::from_static(BASELINE_360P30.pps),
+            )
+            .unwrap(),
+        );
+        stream.set_aac_config(Bytes::from_static(&[0x11, 0x90]), 48_000, 2);
+        let video = |i: i64, keyframe: bool| Frame {
+            codec: Codec::H264,
+            pts: i * 3000,
+            dts: i * 3000,
+            keyframe,
+            data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+        };
+        stream.push_video(video(0, true));
+        let arrival = Instant::now() - Duration::from_millis(2);
+        stream.push_aac(Frame {
+            codec: Codec::Aac,
+            pts: 0,
+            dts: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0x21, 0x00]),
+        });
+        stream.note_audio_latency(arrival);
+        assert_eq!(
+            stream.info().latency.audio_flv.count,
+            0,
+            "held with the next video frame"
+        );
+        stream.push_video(video(1, false));
+        let audio = stream.info().latency.audio_flv;
+        assert_eq!(audio.count, 1);
+        assert!(audio.max_us >= 2000, "{audio:?}");
     }
 }

@@ -129,6 +129,8 @@ struct Inner {
     last_video_dts: Option<i64>,
     flv: FlvCache,
     flv_batch: FlvBatcher,
+    /// Arrival of the oldest audio the FLV batcher holds (for the audio latency).
+    audio_held_since: Option<Instant>,
     hls: HlsStream,
     video_meter: RateMeter,
     hls_clients: ClientTracker,
@@ -162,6 +164,7 @@ impl Stream {
                 last_video_dts: None,
                 flv: FlvCache::default(),
                 flv_batch: FlvBatcher::new(settings.flv_merge_ms),
+                audio_held_since: None,
                 hls,
                 video_meter: RateMeter::new(Duration::from_secs(2)),
                 hls_clients: ClientTracker::new(settings.segment_target * 4),
@@ -492,6 +495,10 @@ impl Stream {
     }
 
     fn send_flv_packet(&self, inner: &mut Inner, packet: FlvPacket) {
+        // Everything the batcher held goes out together: the oldest held audio included.
+        if let Some(arrival) = inner.audio_held_since.take() {
+            self.latency.audio_flv.record(arrival.elapsed());
+        }
         inner.flv.push(packet.kind, packet.data.clone());
         let _ = self.flv_tx.send(packet);
     }
@@ -518,9 +525,16 @@ impl Stream {
         }
     }
 
-    /// The AAC frames an Opus packet that came at `arrival` completed are in the FLV queue.
+    /// The AAC frames an Opus packet that came at `arrival` completed have gone through
+    /// [`Stream::push_aac`]. If the FLV batcher holds them for the next video frame, they are
+    /// timed when that packet goes out.
     pub fn note_audio_latency(&self, arrival: Instant) {
-        self.latency.audio_flv.record(arrival.elapsed());
+        let mut inner = self.lock();
+        if inner.flv_batch.holds_tags() {
+            inner.audio_held_since.get_or_insert(arrival);
+        } else {
+            self.latency.audio_flv.record(arrival.elapsed());
+        }
     }
 }
 
