@@ -8,7 +8,9 @@
 //!  -filter_complex "[0][1]amix=inputs=2:normalize=0,aformat=channel_layouts=stereo"
 //!  -c:a libopus -b:a 64k -frame_duration 20 -map_metadata -1 music_like_20s.opus`
 //!
-//! Run: `cargo bench --bench transcode` (or `-- --quick`). Criterion's throughput is in
+//! Run: `cargo bench --bench transcode` (or `-- --quick`). `TRANSCODE_FIXTURE=file.ogg` measures
+//! another Ogg Opus file instead (e.g. the load tool's mono fixture in
+//! `target/load-fixtures/`); its channel count comes from the first packet. Criterion's throughput is in
 //! elements = seconds of audio, so `elem/s` reads as "times real time". Before Criterion runs,
 //! the bench prints the same figure per CPU-second of this thread (immune to other load on
 //! the machine) and the delay the transcoder adds.
@@ -19,18 +21,19 @@ use bytes::Bytes;
 use criterion::{criterion_group, Criterion, Throughput};
 
 use castgate::audio::{
-    packet_samples, AacEncoder, OpusDecoder, OpusRsDecoder, OpusToAac, SyomAacEncoder,
-    TranscodeConfig,
+    default_bitrate, packet_channels, packet_samples, AacEncoder, OpusDecoder, OpusRsDecoder,
+    OpusToAac, SyomAacEncoder, TranscodeConfig,
 };
 use castgate::client::ogg_opus::opus_packets;
 use castgate::media::{Codec, Frame};
 use castgate::rtp::OpusEvent;
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/music_like_20s.opus");
-const CHANNELS: u8 = 2;
 
 fn packets() -> Vec<Bytes> {
-    opus_packets(FIXTURE)
+    let file =
+        std::env::var_os("TRANSCODE_FIXTURE").map(|p| std::fs::read(p).expect("TRANSCODE_FIXTURE"));
+    opus_packets(file.as_deref().unwrap_or(FIXTURE))
         .expect("fixture is Ogg Opus")
         .into_iter()
         .map(|p| p.data)
@@ -65,9 +68,9 @@ fn audio_seconds(packets: &[Bytes]) -> f64 {
         / 48_000.0
 }
 
-fn transcode(events: &[(OpusEvent, i64)]) -> usize {
+fn transcode(channels: u8, events: &[(OpusEvent, i64)]) -> usize {
     let mut t = OpusToAac::new(TranscodeConfig {
-        channels: CHANNELS,
+        channels,
         bitrate: None,
     })
     .unwrap();
@@ -88,27 +91,37 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
-/// Throughput per CPU-second and the delay AAC frames add over the Opus packets they come
-/// from: when a frame comes out, how far the newest Opus sample is past the frame's end.
-fn report(packets: &[Bytes], events: &[(OpusEvent, i64)]) {
-    let seconds = audio_seconds(packets);
-    let runs = 3;
+/// CPU milliseconds of this thread per second of audio for `runs` runs of `work`.
+fn cpu_ms_per_audio_second(seconds: f64, runs: u32, mut work: impl FnMut() -> usize) -> f64 {
     let (cpu0, wall0) = (thread_cpu(), Instant::now());
     for _ in 0..runs {
-        std::hint::black_box(transcode(events));
+        std::hint::black_box(work());
     }
     let wall = wall0.elapsed();
     let cpu = cpu0.and_then(|c0| Some(thread_cpu()? - c0)).unwrap_or(wall);
+    cpu.as_secs_f64() * 1e3 / (seconds * f64::from(runs))
+}
+
+/// CPU cost per second of audio (this thread's CPU time, immune to other load on the
+/// machine) of the whole transcode and of each half, and the delay AAC frames add over the
+/// Opus packets they come from: when a frame comes out, how far the newest Opus sample is
+/// past the frame's end.
+fn report(channels: u8, packets: &[Bytes], events: &[(OpusEvent, i64)], pcm: &[f32]) {
+    let seconds = audio_seconds(packets);
+    let bitrate = default_bitrate(channels);
+    let runs = 3;
+    let whole = cpu_ms_per_audio_second(seconds, runs, || transcode(channels, events));
+    let decode = cpu_ms_per_audio_second(seconds, runs, || decode_all(channels, packets));
+    let encode = cpu_ms_per_audio_second(seconds, runs, || encode_all(channels, bitrate, pcm));
     println!(
-        "transcode stereo 128 kb/s: {:.1} s of audio per CPU-second ({:.1} per wall-second), \
-         {:.2} ms CPU per 20 ms packet",
-        seconds * runs as f64 / cpu.as_secs_f64(),
-        seconds * runs as f64 / wall.as_secs_f64(),
-        cpu.as_secs_f64() * 1e3 / (runs * packets.len()) as f64,
+        "transcode {channels} ch, AAC {} kb/s: {whole:.2} CPU-ms per audio-second \
+         ({:.0}x real time); Opus decode {decode:.2}, AAC encode {encode:.2}",
+        bitrate / 1000,
+        1000.0 / whole,
     );
 
     let mut t = OpusToAac::new(TranscodeConfig {
-        channels: CHANNELS,
+        channels,
         bitrate: None,
     })
     .unwrap();
@@ -133,38 +146,45 @@ fn report(packets: &[Bytes], events: &[(OpusEvent, i64)]) {
     );
 }
 
+fn decode_all(channels: u8, packets: &[Bytes]) -> usize {
+    let mut dec = OpusRsDecoder::new(channels).unwrap();
+    packets.iter().map(|p| dec.decode(p).unwrap().len()).sum()
+}
+
+fn encode_all(channels: u8, bitrate: u32, pcm: &[f32]) -> usize {
+    let mut enc = SyomAacEncoder::new(48_000, channels, bitrate).unwrap();
+    pcm.chunks(960 * usize::from(channels))
+        .map(|chunk| enc.encode(chunk).unwrap().len())
+        .sum()
+}
+
 fn bench(c: &mut Criterion) {
     let packets = packets();
+    let channels = packet_channels(&packets[0]).unwrap_or(2);
     let events = events(&packets);
-    report(&packets, &events);
     let seconds = audio_seconds(&packets).round() as u64;
+    let bitrate = default_bitrate(channels);
 
     let mut pcm = Vec::new();
-    let mut dec = OpusRsDecoder::new(CHANNELS).unwrap();
+    let mut dec = OpusRsDecoder::new(channels).unwrap();
     for p in &packets {
         pcm.extend_from_slice(dec.decode(p).unwrap());
     }
+    report(channels, &packets, &events, &pcm);
 
-    let mut g = c.benchmark_group("audio_20s_stereo");
+    let layout = if channels == 1 { "mono" } else { "stereo" };
+    let name = format!("audio_{seconds}s_{layout}");
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(seconds));
     g.sample_size(10);
-    g.bench_function("opus_to_aac_128k", |b| b.iter(|| transcode(&events)));
-    g.bench_function("opus_decode_only", |b| {
-        b.iter(|| {
-            let mut dec = OpusRsDecoder::new(CHANNELS).unwrap();
-            packets
-                .iter()
-                .map(|p| dec.decode(p).unwrap().len())
-                .sum::<usize>()
-        })
+    g.bench_function(format!("opus_to_aac_{}k", bitrate / 1000), |b| {
+        b.iter(|| transcode(channels, &events))
     });
-    g.bench_function("aac_encode_only_128k", |b| {
-        b.iter(|| {
-            let mut enc = SyomAacEncoder::new(48_000, CHANNELS, 128_000).unwrap();
-            pcm.chunks(960 * usize::from(CHANNELS))
-                .map(|chunk| enc.encode(chunk).unwrap().len())
-                .sum::<usize>()
-        })
+    g.bench_function("opus_decode_only", |b| {
+        b.iter(|| decode_all(channels, &packets))
+    });
+    g.bench_function(format!("aac_encode_only_{}k", bitrate / 1000), |b| {
+        b.iter(|| encode_all(channels, bitrate, &pcm))
     });
     g.finish();
 }

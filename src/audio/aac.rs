@@ -124,6 +124,16 @@ impl SyomAacEncoder {
     }
 }
 
+/// A sample syom accepts: clipped to `[-1, 1]`, non-finite values silenced.
+#[inline]
+fn sanitize(x: f32) -> f32 {
+    if x.is_finite() {
+        x.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
 impl AacEncoder for SyomAacEncoder {
     fn encode(&mut self, pcm: &[f32]) -> Result<Vec<Bytes>, AudioError> {
         let channels = usize::from(self.channels);
@@ -135,15 +145,25 @@ impl AacEncoder for SyomAacEncoder {
         }
         // syom rejects samples outside [-1, 1] and non-finite ones (and then stops);
         // decoders may overshoot slightly, so clip here rather than lose the stream.
-        for (c, plane) in self.planes[..channels].iter_mut().enumerate() {
-            plane.clear();
-            plane.extend(pcm.iter().skip(c).step_by(channels).map(|&x| {
-                if x.is_finite() {
-                    x.clamp(-1.0, 1.0)
-                } else {
-                    0.0
-                }
-            }));
+        // One pass over whole sample frames (not one strided pass per channel): the
+        // deinterleave runs on every decoded packet.
+        let frames_in = pcm.len() / channels;
+        let [left, right] = &mut self.planes;
+        left.resize(frames_in, 0.0);
+        if channels == 1 {
+            for (out, &x) in left.iter_mut().zip(pcm) {
+                *out = sanitize(x);
+            }
+        } else {
+            right.resize(frames_in, 0.0);
+            for ((l, r), frame) in left
+                .iter_mut()
+                .zip(right.iter_mut())
+                .zip(pcm.chunks_exact(2))
+            {
+                *l = sanitize(frame[0]);
+                *r = sanitize(frame[1]);
+            }
         }
         let planes: [&[f32]; 2] = [&self.planes[0], &self.planes[1]];
         let mut frames = Vec::new();
@@ -252,6 +272,16 @@ mod tests {
         pcm[8] = f32::NEG_INFINITY;
         assert_eq!(enc.encode(&pcm).unwrap().len(), 1);
         assert_eq!(enc.encode(&[0.0; 2048]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sanitize_clips_to_unit_range_and_silences_non_finite() {
+        assert_eq!(sanitize(0.25), 0.25);
+        assert_eq!(sanitize(1.5), 1.0);
+        assert_eq!(sanitize(-2.0), -1.0);
+        assert_eq!(sanitize(f32::NAN), 0.0);
+        assert_eq!(sanitize(f32::INFINITY), 0.0);
+        assert_eq!(sanitize(f32::NEG_INFINITY), 0.0);
     }
 
     #[test]

@@ -153,6 +153,18 @@ pub async fn build(
     )))
 }
 
+/// Threads of webrtc-rs's reactor pool, one per core. Each connection's driver is pinned to
+/// one of these single-threaded runtimes, and so is its track loop (`on_track` runs inside
+/// the driver, where `tokio::spawn` lands on the same runtime): a packet goes from the socket
+/// through the depacketizer and transcoder to the hub on one thread. On the shared
+/// work-stealing runtime the driver's wake-ups of the track tasks also woke idle workers to
+/// steal them; with the pool the gateway does about half the context switches (BENCHMARKS.md
+/// section 2). The price: a track loop that blocks delays every connection on its thread.
+/// The pool is sized once per process, by the first connection.
+fn reactor_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 async fn build_on(
     addrs: Vec<SocketAddr>,
     handler: Arc<dyn PeerConnectionEventHandler>,
@@ -180,6 +192,7 @@ async fn build_on(
         .with_interceptor_registry(registry)
         .with_handler(handler)
         .with_udp_addrs(addrs)
+        .with_dedicated_reactor_pool_size(reactor_threads())
         .build()
         .await
         .map_err(internal)?;

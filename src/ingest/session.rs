@@ -169,6 +169,8 @@ impl PeerConnectionEventHandler for Events {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         if let Some(s) = self.session.upgrade() {
             if !s.is_closed() {
+                // Called from the connection's driver: this lands on its reactor thread
+                // (`peer::reactor_threads`), next to the driver that feeds the track.
                 tokio::spawn(super::track::run(track, s));
             }
         }
