@@ -6,9 +6,9 @@ use std::time::Duration;
 use castgate::client::{generate_fixture, publish, ClientError, PublishOptions};
 
 use super::support::{
-    assert_loopback_candidates, eventually, finish_viewers, fixture_dir, http_client, init_tracing,
-    output_dir, probe_video, publish_and_watch, require_media_tools, video_key_frames, write,
-    TestServer, VideoProbe, Watched,
+    assert_loopback_candidates, eventually, expected_video, finish_viewers, fixture_dir,
+    http_client, init_tracing, output_dir, probe_video, publish_and_watch, require_media_tools,
+    video_key_frames, write, TestServer, Watched,
 };
 
 const FIXTURE_SECONDS: u32 = 6;
@@ -78,12 +78,7 @@ async fn whip_publish_is_seen_frame_exact_by_hls_and_flv_viewers() {
     srv.shutdown().await;
 
     let out = output_dir("e2e");
-    let expected = VideoProbe {
-        codec: "h264".into(),
-        width: u64::from(fixture.width),
-        height: u64::from(fixture.height),
-        frames: sent.video_frames,
-    };
+    let expected = expected_video(&fixture, sent.video_frames);
 
     // HLS: a finished, well-formed playlist and a complete, decodable set of segments.
     assert!(hls.problems.is_empty(), "HLS problems: {:?}", hls.problems);

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use castgate::client::{generate_fixture, publish, PublishOptions};
+use castgate::client::{generate_fixture, PublishOptions};
 use castgate::load::{run, scan_latency_stamps, FlvScanner, Limits, LoadConfig};
 
 use crate::support::{
-    capture_flv, capture_hls, eventually, finish_viewers, fixture_dir, http_client, init_tracing,
-    output_dir, probe_video, require_media_tools, write, TestServer, VideoProbe,
+    expected_video, finish_viewers, fixture_dir, init_tracing, output_dir, probe_video,
+    publish_and_watch_with, require_media_tools, write, TestServer, Watched,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -99,32 +99,20 @@ async fn latency_stamped_publish_decodes_frame_exact_with_a_stamp_on_every_frame
         .expect("fixture task")
         .expect("ffmpeg makes the fixture");
     let srv = TestServer::start().await;
-    let opts = PublishOptions {
-        http: Some(http_client()),
-        latency_stamps: true,
-        ..PublishOptions::default()
-    };
-    let mut session = publish(
-        &srv.url("/whip/stamped"),
-        None,
+    let Watched {
+        mut session,
+        flv,
+        hls,
+    } = publish_and_watch_with(
+        &srv,
+        "stamped",
         fixture.media_source(),
-        opts,
+        PublishOptions {
+            latency_stamps: true,
+            ..PublishOptions::default()
+        },
     )
-    .await
-    .expect("WHIP publish is accepted");
-    session
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .expect("ICE + DTLS connect over loopback");
-    eventually("stream to go live", Duration::from_secs(10), || async {
-        srv.stream_state("stamped").await.filter(|s| s == "live")
-    })
     .await;
-    let flv = tokio::spawn(capture_flv(srv.http.clone(), srv.url("/flv/stamped.flv")));
-    let hls = tokio::spawn(capture_hls(
-        srv.http.clone(),
-        srv.url("/hls/stamped/index.m3u8"),
-    ));
     let sent = tokio::time::timeout(Duration::from_secs(25), session.finished())
         .await
         .expect("publisher finishes the fixture in real time")
@@ -156,12 +144,7 @@ async fn latency_stamped_publish_decodes_frame_exact_with_a_stamp_on_every_frame
 
     // Both outputs decode, frame-exact, with the stamps in.
     let out = output_dir("load-stamped");
-    let expected = VideoProbe {
-        codec: "h264".into(),
-        width: u64::from(fixture.width),
-        height: u64::from(fixture.height),
-        frames: sent.video_frames,
-    };
+    let expected = expected_video(&fixture, sent.video_frames);
     let flv_file = out.join("viewer.flv");
     write(&flv_file, &[&flv.bytes]);
     assert_eq!(probe_video(&flv_file), expected, "{}", flv_file.display());

@@ -385,9 +385,25 @@ pub async fn publish_and_watch(
     name: &str,
     source: castgate::client::MediaSource,
 ) -> Watched {
+    publish_and_watch_with(
+        srv,
+        name,
+        source,
+        castgate::client::PublishOptions::default(),
+    )
+    .await
+}
+
+/// [`publish_and_watch`] with publisher options (its HTTP client is the tests' own).
+pub async fn publish_and_watch_with(
+    srv: &TestServer,
+    name: &str,
+    source: castgate::client::MediaSource,
+    opts: castgate::client::PublishOptions,
+) -> Watched {
     let opts = castgate::client::PublishOptions {
         http: Some(http_client()),
-        ..castgate::client::PublishOptions::default()
+        ..opts
     };
     let mut session =
         castgate::client::publish(&srv.url(&format!("/whip/{name}")), None, source, opts)
@@ -428,4 +444,14 @@ pub async fn finish_viewers(
         .expect("FLV viewer finishes")
         .expect("FLV viewer task");
     (hls, flv)
+}
+
+/// What ffprobe should find in an output that carries every frame of `fixture` that was sent.
+pub fn expected_video(fixture: &castgate::client::Fixture, frames: u64) -> VideoProbe {
+    VideoProbe {
+        codec: "h264".into(),
+        width: u64::from(fixture.width),
+        height: u64::from(fixture.height),
+        frames,
+    }
 }
