@@ -103,6 +103,38 @@ impl SendfileStream {
     }
 }
 
+impl SendfileStream {
+    /// `writev` with `MSG_MORE`: the kernel waits briefly for the data that follows.
+    fn poll_send_more(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let socket = self.inner.as_raw_fd();
+        loop {
+            ready!(self.inner.poll_write_ready(cx))?;
+            let sent = self.inner.try_io(Interest::WRITABLE, || {
+                // SAFETY: an all-zero msghdr is valid; on Unix `IoSlice` has the layout of
+                // `iovec` (std guarantees it), and `bufs` outlives the call.
+                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+                msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+                // SAFETY: `msg` describes valid buffers; the socket is open.
+                let n = unsafe { libc::sendmsg(socket, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
 impl AsyncRead for SendfileStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -140,7 +172,9 @@ impl AsyncWrite for SendfileStream {
         match mapped {
             None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
             Some((0, (file, offset))) => self.poll_sendfile(cx, file, offset, bufs[0].len()),
-            Some((i, _)) => Pin::new(&mut self.inner).poll_write_vectored(cx, &bufs[..i]),
+            // What comes before a mapped body (the response head) is held back (MSG_MORE) to
+            // leave in the same packet as the body's first bytes, as TCP_CORK would.
+            Some((i, _)) => self.poll_send_more(cx, &bufs[..i]),
         }
     }
 
