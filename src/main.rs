@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    raise_open_file_limit();
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -53,6 +54,31 @@ async fn main() -> ExitCode {
     tracing::info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Every viewer is a socket and every HLS segment in the window a memory file: a server with
+/// thousands of viewers needs more descriptors than the usual soft limit of 1024. Raise the soft
+/// limit to the hard one, as servers commonly do; failing that, carry on with what there is.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit with a valid pointer to an rlimit of our own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let soft = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                tracing::debug!(
+                    from = soft,
+                    to = limit.rlim_max,
+                    "raised the open file limit"
+                );
+            }
+        }
+    }
 }
 
 fn load_config(cli: &Cli) -> Result<Config, castgate::config::ConfigError> {
