@@ -258,15 +258,21 @@ async fn ended_stream_keeps_its_final_playlist_but_not_its_flv() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn flv_and_hls_carry_aac_once_the_stream_has_it() {
-    let state = state();
+/// A stream "cam" with video parameter sets and AAC declared (48 kHz stereo AAC-LC, as the
+/// transcoder announces it before its first frame), no media yet.
+fn av_stream(state: &AppState) -> Arc<Stream> {
     let stream = state.hub.claim("cam").unwrap();
     stream.set_video_params(
         ParameterSets::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap(),
     );
-    // 48 kHz stereo AAC-LC, as the transcoder announces it before its first frame.
     stream.set_aac_config(Bytes::from_static(&[0x11, 0x90]), 48_000, 2);
+    stream
+}
+
+#[tokio::test]
+async fn flv_and_hls_carry_aac_once_the_stream_has_it() {
+    let state = state();
+    let stream = av_stream(&state);
     let aac = |k: i64| Frame {
         codec: Codec::Aac,
         pts: k * 1920,
@@ -325,11 +331,7 @@ async fn flv_and_hls_carry_aac_once_the_stream_has_it() {
 async fn flv_viewer_is_written_each_video_frame_with_the_audio_before_it() {
     use futures_util::StreamExt;
     let state = state();
-    let stream = state.hub.claim("cam").unwrap();
-    stream.set_video_params(
-        ParameterSets::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap(),
-    );
-    stream.set_aac_config(Bytes::from_static(&[0x11, 0x90]), 48_000, 2);
+    let stream = av_stream(&state);
     stream.push_video(frame(0, true));
     let res = get(&state, "/flv/cam.flv", &[]).await;
     let mut chunks = res.into_body().into_data_stream();
@@ -414,11 +416,7 @@ async fn audio_only_stream_goes_live_on_audio_in_both_outputs() {
 #[tokio::test]
 async fn opus_passes_through_to_hls_while_flv_gets_aac() {
     let state = state_with(true);
-    let stream = state.hub.claim("cam").unwrap();
-    stream.set_video_params(
-        ParameterSets::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap(),
-    );
-    stream.set_aac_config(Bytes::from_static(&[0x11, 0x90]), 48_000, 2);
+    let stream = av_stream(&state);
     let (mut v, mut a) = (0i64, 0i64);
     while v <= 90 {
         // Opus every 20 ms (1800 ticks), and its AAC transcode alongside.

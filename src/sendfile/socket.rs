@@ -81,13 +81,25 @@ impl SendfileStream {
         len: usize,
     ) -> Poll<io::Result<usize>> {
         let socket = self.inner.as_raw_fd();
+        self.poll_send(cx, || {
+            let mut off = offset as libc::off_t;
+            // SAFETY: both descriptors are open (the caller holds the segment's `Bytes`, which
+            // keeps its file open); `off` is a valid pointer.
+            unsafe { libc::sendfile(socket, file, &mut off, len) }
+        })
+    }
+
+    /// Runs a non-blocking send system call (returning bytes sent, or < 0 with `errno`) once
+    /// the socket is writable, waiting again whenever it turns out to be full.
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        mut send: impl FnMut() -> isize,
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.inner.poll_write_ready(cx))?;
             let sent = self.inner.try_io(Interest::WRITABLE, || {
-                let mut off = offset as libc::off_t;
-                // SAFETY: both descriptors are open (the caller holds the segment's `Bytes`,
-                // which keeps its file open); `off` is a valid pointer.
-                let n = unsafe { libc::sendfile(socket, file, &mut off, len) };
+                let n = send();
                 if n < 0 {
                     Err(io::Error::last_os_error())
                 } else {
@@ -95,15 +107,12 @@ impl SendfileStream {
                 }
             });
             match sent {
-                // The socket filled up after all: wait for it again.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 other => return Poll::Ready(other),
             }
         }
     }
-}
 
-impl SendfileStream {
     /// `writev` with `MSG_MORE`: the kernel waits briefly for the data that follows.
     fn poll_send_more(
         &self,
@@ -111,27 +120,15 @@ impl SendfileStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let socket = self.inner.as_raw_fd();
-        loop {
-            ready!(self.inner.poll_write_ready(cx))?;
-            let sent = self.inner.try_io(Interest::WRITABLE, || {
-                // SAFETY: an all-zero msghdr is valid; on Unix `IoSlice` has the layout of
-                // `iovec` (std guarantees it), and `bufs` outlives the call.
-                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-                msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-                msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
-                // SAFETY: `msg` describes valid buffers; the socket is open.
-                let n = unsafe { libc::sendmsg(socket, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
+        // SAFETY: an all-zero msghdr is valid; on Unix `IoSlice` has the layout of `iovec`
+        // (std guarantees it), and `bufs` outlives the calls.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+        self.poll_send(cx, || {
+            // SAFETY: `msg` describes valid buffers; the socket is open.
+            unsafe { libc::sendmsg(socket, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) }
+        })
     }
 }
 
