@@ -23,3 +23,11 @@ pub use ogg_opus::OpusPacket;
 pub use pacer::SendStats;
 pub use source::{sample_duration, MediaSource, AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 pub use whip::{publish, PublishOptions, PublishSession};
+
+/// Wall-clock time in µs since the Unix epoch: what latency stamps ([`sei`]) carry, read by the
+/// publisher when it stamps and by the load tool's viewers when they read the stamps back.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}

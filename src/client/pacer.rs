@@ -101,7 +101,7 @@ pub(super) async fn send_media(
             (Next::Video(i), _) => {
                 let au = &frames[i];
                 let data = if pacing.latency_stamps {
-                    super::sei::stamp_access_unit(&au.data, unix_micros())
+                    super::sei::stamp_access_unit(&au.data, super::unix_micros())
                 } else {
                     au.data.clone()
                 };
@@ -137,13 +137,6 @@ pub(super) async fn send_media(
         }
     }
     Ok(counters.snapshot())
-}
-
-/// Wall-clock time in µs since the Unix epoch, as latency stamps carry it.
-fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// What to send next.

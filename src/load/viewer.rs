@@ -14,6 +14,7 @@ use super::hls_playlist::parse_media_playlist;
 use super::playback::PlayBuffer;
 use super::RunClock;
 use crate::client::sei::scan_latency_stamps;
+use crate::client::unix_micros;
 
 /// A forward jump of the FLV video timestamp larger than this means frames were skipped.
 const FLV_SKIP_MS: u32 = 1000;
@@ -26,13 +27,6 @@ const HLS_MAX_ERRORS: u32 = 10;
 const NONE: u64 = u64::MAX;
 /// Latency samples kept per viewer (30 fps for about 10 minutes).
 pub const MAX_LATENCY_SAMPLES: usize = 18_000;
-
-/// Wall-clock time in µs since the Unix epoch (what latency stamps carry).
-fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
