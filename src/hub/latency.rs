@@ -264,15 +264,14 @@ mod tests {
             let mut data = (nal.len() as u32).to_be_bytes().to_vec();
             data.extend_from_slice(nal);
             let arrival = Instant::now() - Duration::from_millis(3);
-            let before = keyframe.then(|| stream.hls_segment_counter());
-            stream.push_video(Frame {
+            let pushed = stream.push_video(Frame {
                 codec: Codec::H264,
                 pts: i * 3000,
                 dts: i * 3000,
                 keyframe,
                 data: Bytes::from(data),
             });
-            stream.note_video_latency(arrival, before);
+            stream.note_video_latency(arrival, pushed);
         }
         let latency = stream.info().latency;
         assert_eq!(latency.video_flv.count, 91);

@@ -8,7 +8,7 @@ mod meter;
 mod stream;
 
 pub use flv_fanout::{FlvSubscription, FlvViewerStream};
-pub use stream::{Stream, StreamInfo, StreamSettings, StreamState};
+pub use stream::{Stream, StreamInfo, StreamSettings, StreamState, VideoPushed};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

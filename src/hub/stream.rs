@@ -77,6 +77,16 @@ pub struct StreamInfo {
     pub latency: super::latency::LatencyInfo,
 }
 
+/// What [`Stream::push_video`] did with a frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VideoPushed {
+    /// The outputs would like a keyframe soon (an HLS segment is due, or the stream waits
+    /// for its first).
+    pub wants_keyframe: bool,
+    /// The frame closed an HLS segment, now published.
+    pub segment_published: bool,
+}
+
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Viewers {
     pub flv: usize,
@@ -322,16 +332,18 @@ impl Stream {
     }
 
     /// A video access unit, its timestamps on the stream's media clock (90 kHz, from 0).
-    /// Returns true when the outputs would like a keyframe soon (an HLS segment is due).
-    pub fn push_video(&self, frame: Frame) -> bool {
+    pub fn push_video(&self, frame: Frame) -> VideoPushed {
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         if inner.state == StreamState::Ended || inner.video.is_none() {
-            return false;
+            return VideoPushed::default();
         }
         if inner.state == StreamState::Starting {
             if !frame.keyframe {
-                return true;
+                return VideoPushed {
+                    wants_keyframe: true,
+                    segment_published: false,
+                };
             }
             inner.state = StreamState::Live;
         }
@@ -349,8 +361,11 @@ impl Stream {
         };
         self.send_flv_media(&mut inner, kind, &tag, ts);
 
-        inner.hls.push(frame, unix_ms(SystemTime::now()));
-        inner.hls.wants_keyframe()
+        let segment_published = inner.hls.push(frame, unix_ms(SystemTime::now()));
+        VideoPushed {
+            wants_keyframe: inner.hls.wants_keyframe(),
+            segment_published,
+        }
     }
 
     /// The stream time of the latest video frame.
@@ -507,20 +522,13 @@ impl Stream {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How many HLS segments have been published so far (by sequence number): read before and
-    /// after [`Stream::push_video`] to tell whether that frame cut one.
-    pub fn hls_segment_counter(&self) -> u64 {
-        self.lock().hls.next_media_sequence()
-    }
-
     /// A video access unit whose last RTP packet came at `arrival` has just gone through
-    /// [`Stream::push_video`]. `counter_before` is [`Stream::hls_segment_counter`] from just
-    /// before that push (only for keyframes: only they cut segments); if it moved, the frame
-    /// closed a segment, and the same latency counts for HLS.
-    pub fn note_video_latency(&self, arrival: Instant, counter_before: Option<u64>) {
+    /// [`Stream::push_video`], which said what it did: if the frame closed an HLS segment, the
+    /// same latency counts for HLS.
+    pub fn note_video_latency(&self, arrival: Instant, pushed: VideoPushed) {
         let elapsed = arrival.elapsed();
         self.latency.video_flv.record(elapsed);
-        if counter_before.is_some_and(|before| before != self.hls_segment_counter()) {
+        if pushed.segment_published {
             self.latency.video_hls.record(elapsed);
         }
     }

@@ -200,10 +200,9 @@ impl TrackLoop {
                     self.last_keyframe = Some(Instant::now());
                 }
                 let frame = self.rebase(frame);
-                let segments = frame.keyframe.then(|| stream.hls_segment_counter());
-                let wants_keyframe = stream.push_video(frame);
-                stream.note_video_latency(self.last_rtp, segments);
-                if wants_keyframe {
+                let pushed = stream.push_video(frame);
+                stream.note_video_latency(self.last_rtp, pushed);
+                if pushed.wants_keyframe {
                     self.request_keyframe().await;
                 }
             }
