@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use castgate::client::{generate_fixture, MediaSource};
+use castgate::client::{generate_fixture_with_audio, FixtureAudio, MediaSource};
 use castgate::load::{run, Limits, LoadConfig};
 use clap::Parser;
 
@@ -65,6 +65,11 @@ struct Cli {
     /// Length of the generated fixture, looped by every publisher.
     #[arg(long, default_value_t = 10)]
     fixture_seconds: u32,
+    /// Audio of the generated fixture: mono Opus at 32 kb/s, as a browser sends from a
+    /// webcam microphone by default, or stereo at 64 kb/s, offered with `sprop-stereo=1`
+    /// (the gateway then encodes stereo AAC, at twice the transcoding cost).
+    #[arg(long, value_enum, default_value_t = AudioArg::Mono)]
+    audio: AudioArg,
     /// Publish this H.264 Annex B file instead of the generated fixture.
     #[arg(long, requires = "fps")]
     h264: Option<PathBuf>,
@@ -90,12 +95,27 @@ struct Cli {
     flv_read_kbps: u64,
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum AudioArg {
+    Mono,
+    Stereo,
+}
+
+impl From<AudioArg> for FixtureAudio {
+    fn from(a: AudioArg) -> Self {
+        match a {
+            AudioArg::Mono => FixtureAudio::Mono,
+            AudioArg::Stereo => FixtureAudio::Stereo,
+        }
+    }
+}
+
 fn source(cli: &Cli) -> Result<MediaSource, String> {
     match (&cli.h264, cli.fps) {
         (Some(h264), Some(fps)) => {
             MediaSource::from_files(h264, fps, cli.opus.as_deref()).map_err(|e| e.to_string())
         }
-        _ => generate_fixture(&cli.fixture_dir, cli.fixture_seconds)
+        _ => generate_fixture_with_audio(&cli.fixture_dir, cli.fixture_seconds, cli.audio.into())
             .map(|f| f.media_source())
             .map_err(|e| e.to_string()),
     }

@@ -1,7 +1,7 @@
 //! Test media made with ffmpeg: browser-like H.264 (constrained baseline, no B-frames, a
 //! keyframe every second) in Annex B and 20 ms Opus frames in Ogg, cached by parameters.
-//! Two pictures: a moving test pattern with a steady tone, and an A/V sync signal (a white
-//! flash frame and a tone burst together at every whole second).
+//! Two pictures: a moving test pattern with a steady tone (mono or stereo), and an A/V sync
+//! signal (a white flash frame and a tone burst together at every whole second).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,7 +14,7 @@ pub const FIXTURE_HEIGHT: u32 = 360;
 pub const FIXTURE_FPS: u32 = 30;
 
 /// Bumped whenever the ffmpeg arguments change, so stale caches are not reused.
-const RECIPE_VERSION: u32 = 1;
+const RECIPE_VERSION: u32 = 2;
 /// Same, for the sync signal of [`generate_sync_fixture`].
 const SYNC_RECIPE_VERSION: u32 = 1;
 
@@ -22,22 +22,57 @@ const SYNC_RECIPE_VERSION: u32 = 1;
 pub const SYNC_TONE_HZ: u32 = 1000;
 pub const SYNC_BURST_MS: u32 = 100;
 
+/// Video bitrate of the fixtures: the 1.5 Mb/s of a typical webcam publisher at 640x360.
+pub const FIXTURE_VIDEO_KBPS: u32 = 1500;
+
+/// The audio of a test-pattern fixture, coded as a browser would send it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FixtureAudio {
+    /// Mono Opus at 32 kb/s: what a browser sends from a webcam microphone by default.
+    Mono,
+    /// Stereo Opus at 64 kb/s: a browser asked for stereo (`sprop-stereo=1` in its offer).
+    Stereo,
+}
+
+impl FixtureAudio {
+    fn channels(self) -> u32 {
+        match self {
+            FixtureAudio::Mono => 1,
+            FixtureAudio::Stereo => 2,
+        }
+    }
+
+    fn kbps(self) -> u32 {
+        32 * self.channels()
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            FixtureAudio::Mono => "mono",
+            FixtureAudio::Stereo => "stereo",
+        }
+    }
+}
+
 /// What ffmpeg is asked to make: the file name prefix and the lavfi sources.
 struct Recipe {
     name: String,
     video: String,
     audio: String,
+    audio_coding: FixtureAudio,
 }
 
 impl Recipe {
     /// ffmpeg's moving test pattern and a steady 440 Hz tone.
-    fn test_pattern(seconds: u32) -> Recipe {
+    fn test_pattern(seconds: u32, audio: FixtureAudio) -> Recipe {
         Recipe {
             name: format!(
-                "castgate-v{RECIPE_VERSION}-{seconds}s-{FIXTURE_WIDTH}x{FIXTURE_HEIGHT}-{FIXTURE_FPS}fps"
+                "castgate-v{RECIPE_VERSION}-{seconds}s-{FIXTURE_WIDTH}x{FIXTURE_HEIGHT}-{FIXTURE_FPS}fps-{}",
+                audio.label()
             ),
             video: format!("testsrc2=size={FIXTURE_WIDTH}x{FIXTURE_HEIGHT}:rate={FIXTURE_FPS}"),
             audio: "sine=frequency=440:sample_rate=48000".into(),
+            audio_coding: audio,
         }
     }
 
@@ -63,6 +98,7 @@ impl Recipe {
                 "aevalsrc='if(gte(n,{RATE})*lt(mod(n,{RATE}),{burst_samples}),\
                  0.5*sin(2*PI*{SYNC_TONE_HZ}*n/{RATE}),0)':s={RATE}:c=stereo"
             ),
+            audio_coding: FixtureAudio::Stereo,
         }
     }
 }
@@ -90,11 +126,20 @@ impl Fixture {
     }
 }
 
-/// Runs `ffmpeg` to make `seconds` of test video and audio under `dir` (created if needed),
-/// unless a fixture with the same parameters is already there. Files are written under
-/// temporary names and renamed into place, so concurrent callers never see half a file.
+/// Runs `ffmpeg` to make `seconds` of test video and stereo audio under `dir` (created if
+/// needed), unless a fixture with the same parameters is already there. Files are written
+/// under temporary names and renamed into place, so concurrent callers never see half a file.
 pub fn generate_fixture(dir: &Path, seconds: u32) -> Result<Fixture, ClientError> {
-    generate(dir, seconds, Recipe::test_pattern(seconds))
+    generate_fixture_with_audio(dir, seconds, FixtureAudio::Stereo)
+}
+
+/// [`generate_fixture`] with the audio coded as `audio` says.
+pub fn generate_fixture_with_audio(
+    dir: &Path,
+    seconds: u32,
+    audio: FixtureAudio,
+) -> Result<Fixture, ClientError> {
+    generate(dir, seconds, Recipe::test_pattern(seconds, audio))
 }
 
 /// Like [`generate_fixture`], but the media is an A/V sync signal: 640x360 at 30 fps, black
@@ -161,6 +206,11 @@ fn load(h264_path: &Path, ogg_path: &Path) -> Result<Fixture, ClientError> {
 fn run_ffmpeg(recipe: &Recipe, seconds: u32, h264: &Path, ogg: &Path) -> Result<(), ClientError> {
     let secs = seconds.to_string();
     let gop = FIXTURE_FPS.to_string();
+    let video_rate = format!("{FIXTURE_VIDEO_KBPS}k");
+    // Half a second of rate-control buffer, like a browser's real-time encoder.
+    let video_buffer = format!("{}k", FIXTURE_VIDEO_KBPS / 2);
+    let channels = recipe.audio_coding.channels().to_string();
+    let audio_rate = format!("{}k", recipe.audio_coding.kbps());
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
         .args(["-f", "lavfi", "-i", &recipe.video])
@@ -172,11 +222,22 @@ fn run_ffmpeg(recipe: &Recipe, seconds: u32, h264: &Path, ogg: &Path) -> Result<
         ])
         .args(["-profile:v", "baseline", "-bf", "0", "-tune", "zerolatency"])
         .args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])
+        .args(["-b:v", &video_rate, "-maxrate", &video_rate])
+        .args(["-bufsize", &video_buffer])
         .args(["-f", "h264"])
         .arg(h264)
-        // Audio: stereo Opus, 20 ms per packet.
+        // Audio: Opus, 20 ms per packet.
         .args([
-            "-map", "1:a", "-t", &secs, "-ac", "2", "-c:a", "libopus", "-b:a", "64k",
+            "-map",
+            "1:a",
+            "-t",
+            &secs,
+            "-ac",
+            &channels,
+            "-c:a",
+            "libopus",
+            "-b:a",
+            &audio_rate,
         ])
         .args([
             "-frame_duration",
@@ -217,9 +278,11 @@ mod tests {
 
     #[test]
     fn sync_and_test_pattern_fixtures_never_share_cache_files() {
-        let pattern = Recipe::test_pattern(20);
+        let pattern = Recipe::test_pattern(20, FixtureAudio::Stereo);
+        let mono = Recipe::test_pattern(20, FixtureAudio::Mono);
         let sync = Recipe::sync_signal(20);
-        assert_eq!(pattern.name, "castgate-v1-20s-640x360-30fps");
+        assert_eq!(pattern.name, "castgate-v2-20s-640x360-30fps-stereo");
+        assert_eq!(mono.name, "castgate-v2-20s-640x360-30fps-mono");
         assert_eq!(sync.name, "castgate-sync-v1-20s-640x360-30fps");
     }
 

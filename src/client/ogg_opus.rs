@@ -121,24 +121,26 @@ pub fn opus_packets(file: &[u8]) -> Result<Vec<OpusPacket>, OggError> {
         .collect()
 }
 
+/// Test input: one Ogg page (CRC left zero: the reader does not check it).
+#[cfg(test)]
+pub(crate) fn test_page(flags: u8, serial: u32, laces: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut p = b"OggS".to_vec();
+    p.push(0);
+    p.push(flags);
+    p.extend_from_slice(&0u64.to_le_bytes());
+    p.extend_from_slice(&serial.to_le_bytes());
+    p.extend_from_slice(&0u32.to_le_bytes());
+    p.extend_from_slice(&0u32.to_le_bytes());
+    p.push(laces.len() as u8);
+    p.extend_from_slice(laces);
+    p.extend_from_slice(body);
+    p
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_page as page;
     use super::*;
-
-    /// Builds one Ogg page (CRC left zero: the reader does not check it).
-    fn page(flags: u8, serial: u32, laces: &[u8], body: &[u8]) -> Vec<u8> {
-        let mut p = b"OggS".to_vec();
-        p.push(0);
-        p.push(flags);
-        p.extend_from_slice(&0u64.to_le_bytes());
-        p.extend_from_slice(&serial.to_le_bytes());
-        p.extend_from_slice(&0u32.to_le_bytes());
-        p.extend_from_slice(&0u32.to_le_bytes());
-        p.push(laces.len() as u8);
-        p.extend_from_slice(laces);
-        p.extend_from_slice(body);
-        p
-    }
 
     #[test]
     fn several_packets_in_one_page_are_split_by_lacing() {

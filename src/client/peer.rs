@@ -57,6 +57,7 @@ pub(super) struct Outgoing {
 
 pub(super) async fn build_peer_connection(
     udp_addrs: &[String],
+    stereo: bool,
     events: Events,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     let mut media_engine = MediaEngine::default();
@@ -84,7 +85,7 @@ pub(super) async fn build_peer_connection(
     )?;
     media_engine.register_codec(
         RTCRtpCodecParameters {
-            rtp_codec: opus_codec(),
+            rtp_codec: opus_codec(stereo),
             payload_type: OPUS_PAYLOAD_TYPE,
         },
         RtpCodecKind::Audio,
@@ -123,12 +124,19 @@ pub(super) fn h264_codec() -> RTCRtpCodec {
     }
 }
 
-pub(super) fn opus_codec() -> RTCRtpCodec {
+/// Opus as a browser offers it; `stereo` adds `sprop-stereo=1` (RFC 7587 §7.1: this sender
+/// sends stereo), without which the receiver is free to decode to mono.
+pub(super) fn opus_codec(stereo: bool) -> RTCRtpCodec {
+    let fmtp = if stereo {
+        "minptime=10;useinbandfec=1;sprop-stereo=1"
+    } else {
+        "minptime=10;useinbandfec=1"
+    };
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_string(),
         clock_rate: AUDIO_CLOCK_RATE,
         channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_string(),
+        sdp_fmtp_line: fmtp.to_string(),
         rtcp_feedback: vec![],
     }
 }

@@ -97,6 +97,17 @@ impl MediaSource {
         self.video.iter().filter(|au| au.keyframe).count()
     }
 
+    /// Whether the audio is coded in stereo (a packet's TOC byte has the stereo flag, RFC 6716
+    /// §3.1). A sender of stereo says so in its offer (`sprop-stereo=1`, RFC 7587 §7.1), as
+    /// a receiver otherwise may mix it down to mono.
+    pub fn audio_stereo(&self) -> bool {
+        self.audio.as_ref().is_some_and(|packets| {
+            packets
+                .iter()
+                .any(|p| p.data.first().is_some_and(|toc| toc & 0x04 != 0))
+        })
+    }
+
     /// Number of Opus packets in one pass over the source (0 without audio).
     pub fn audio_packets(&self) -> usize {
         self.audio.as_ref().map_or(0, |a| a.len())
@@ -192,5 +203,34 @@ mod tests {
     fn non_opus_audio_is_refused() {
         let err = MediaSource::from_bytes(IDR_STREAM, 30, Some(b"not ogg at all, definitely not"));
         assert!(matches!(err, Err(ClientError::Audio(_))));
+    }
+
+    /// An Ogg Opus file whose audio packets are 20 ms CELT frames with these TOC bytes.
+    fn ogg_with_tocs(tocs: &[u8]) -> Vec<u8> {
+        use crate::client::ogg_opus::test_page;
+        let mut file = test_page(
+            0x02,
+            9,
+            &[19],
+            b"OpusHead\x01\x02\x38\x01\x80\xbb\0\0\0\0\0",
+        );
+        file.extend(test_page(0, 9, &[12], b"OpusTags\0\0\0\0"));
+        for &toc in tocs {
+            file.extend(test_page(0, 9, &[2], &[toc, 0xff]));
+        }
+        file
+    }
+
+    #[test]
+    fn audio_is_stereo_when_a_packet_is_coded_in_stereo() {
+        // Config 31 (CELT FB 20 ms), one frame; bit 2 of the TOC is the stereo flag.
+        let mono = ogg_with_tocs(&[0xf8, 0xf8]);
+        let stereo = ogg_with_tocs(&[0xf8, 0xfc]);
+        let src = |ogg: &[u8]| MediaSource::from_bytes(IDR_STREAM, 30, Some(ogg)).unwrap();
+        assert!(!src(&mono).audio_stereo());
+        assert!(src(&stereo).audio_stereo());
+        assert!(!MediaSource::from_bytes(IDR_STREAM, 30, None)
+            .unwrap()
+            .audio_stereo());
     }
 }

@@ -96,6 +96,7 @@ pub async fn publish(
     let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
     let pc = build_peer_connection(
         &opts.udp_addrs,
+        source.audio_stereo(),
         Events {
             gathered: gathered_tx,
             state: state_tx,
@@ -170,7 +171,9 @@ async fn negotiate(
 ) -> Result<Negotiated, ClientError> {
     let video = add_sendonly_track(pc, RtpCodecKind::Video, h264_codec()).await?;
     let audio = match source.audio() {
-        Some(_) => Some(add_sendonly_track(pc, RtpCodecKind::Audio, opus_codec()).await?),
+        Some(_) => Some(
+            add_sendonly_track(pc, RtpCodecKind::Audio, opus_codec(source.audio_stereo())).await?,
+        ),
         None => None,
     };
 

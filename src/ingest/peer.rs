@@ -5,13 +5,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use rtc::interceptor::{NackGeneratorBuilder, ReceiverReportBuilder, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, Registry,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, Registry,
 };
 
 use super::rtcp_tap::{SenderReportTap, SENDER_REPORT_TAP_SLOT};
@@ -84,6 +88,8 @@ fn media_engine() -> Result<MediaEngine, IngestError> {
             mime_type: "audio/opus".into(),
             clock_rate: 48_000,
             channels: 2,
+            // webrtc-rs answers with the offer's own Opus fmtp, so a browser that offers
+            // `stereo=1` gets it back and sends stereo (tests/gateway/network.rs).
             sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
             rtcp_feedback: vec![],
         },
@@ -93,6 +99,28 @@ fn media_engine() -> Result<MediaEngine, IngestError> {
         .register_codec(opus, RtpCodecKind::Audio)
         .map_err(internal)?;
     Ok(engine)
+}
+
+/// The RTP/RTCP interceptors of a receive-only peer; every incoming packet walks all of them.
+/// webrtc-rs's default set also has a NACK responder and a sender-report generator, which
+/// only act on media we send: a publisher's connection sends none, so they would cost a step
+/// per packet for nothing. What a receiver needs:
+/// - NACK generator: asks the publisher to resend lost packets (the codecs offer `nack`);
+/// - receiver reports: loss and jitter for the publisher's rate control, and its RTT;
+/// - transport-wide congestion control feedback (transport-cc), which Chrome's bandwidth
+///   estimator is driven by;
+/// - our tap of the publisher's sender reports, which map RTP time to wall time.
+fn receive_interceptors(engine: &mut MediaEngine) -> Result<Registry, IngestError> {
+    // The `mid`/`rid` header extensions let the receiver match packets to transceivers.
+    configure_simulcast_extension_headers(engine).map_err(internal)?;
+    let registry = configure_twcc_receiver_only(Registry::new(), engine).map_err(internal)?;
+    Ok(registry
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+        .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+        .with(
+            Slot::from(SENDER_REPORT_TAP_SLOT),
+            SenderReportTap::default(),
+        ))
 }
 
 fn internal(e: impl std::fmt::Display) -> IngestError {
@@ -170,12 +198,7 @@ async fn build_on(
     handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Arc<dyn PeerConnection>, IngestError> {
     let mut engine = media_engine()?;
-    let registry = register_default_interceptors(Registry::new(), &mut engine)
-        .map_err(internal)?
-        .with(
-            rtc::interceptor::Slot::from(SENDER_REPORT_TAP_SLOT),
-            SenderReportTap::default(),
-        );
+    let registry = receive_interceptors(&mut engine)?;
     // Public IPs (1:1 NAT) are written into the answer by `nat`: webrtc-rs 0.21 ignores its
     // own NAT 1:1 setting.
     let settings = SettingEngineBuilder::new()

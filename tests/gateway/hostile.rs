@@ -17,6 +17,13 @@ pub(super) const OPUS: Section = Section {
     rtpmap: "opus/48000/2",
     fmtp: Some("minptime=10;useinbandfec=1"),
 };
+/// Opus from a browser asked for stereo (`sprop-stereo=1`: it will send stereo).
+pub(super) const OPUS_STEREO: Section = Section {
+    kind: "audio",
+    payload_type: 111,
+    rtpmap: "opus/48000/2",
+    fmtp: Some("minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1"),
+};
 pub(super) const H264: Section = Section {
     kind: "video",
     payload_type: 102,

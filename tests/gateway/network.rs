@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 
 use castgate::config::IceServer;
 
-use super::hostile::{offer, H264, OPUS};
+use super::hostile::{offer, H264, OPUS, OPUS_STEREO};
 use super::support::{http_client, init_tracing, test_config, TestServer};
 
 /// A free block of `n` consecutive UDP ports on 127.0.0.1 (probed by binding each).
@@ -115,5 +115,38 @@ async fn audio_only_offer_is_answered_and_the_stream_is_declared() {
     assert!(answer.contains("opus/48000/2"), "{answer}");
     // Claimed, waiting for its first audio frame; no video is expected of it.
     assert_eq!(srv.stream_state("radio").await.as_deref(), Some("starting"));
+    srv.shutdown().await;
+}
+
+/// The `a=fmtp` line of payload type 111 (Opus) in an SDP.
+fn opus_fmtp(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=fmtp:111 "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stereo_is_asked_back_only_from_a_stereo_publisher() {
+    init_tracing();
+    let srv = TestServer::start().await;
+    for (name, section, stereo) in [("mic", OPUS, false), ("music", OPUS_STEREO, true)] {
+        let res = http_client()
+            .post(srv.url(&format!("/whip/{name}")))
+            .header("content-type", "application/sdp")
+            .body(offer(&[section, H264]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{name}");
+        let fmtp = opus_fmtp(&res.text().await.unwrap());
+        // A browser sends stereo only when the answer has `stereo=1` (RFC 7587 section 7.1).
+        assert_eq!(
+            fmtp.split(';').any(|p| p == "stereo=1"),
+            stereo,
+            "{name}: {fmtp}"
+        );
+        assert!(fmtp.contains("useinbandfec=1"), "{name}: {fmtp}");
+    }
     srv.shutdown().await;
 }
