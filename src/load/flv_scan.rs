@@ -192,32 +192,22 @@ impl FlvScanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::{Codec, Frame};
+    use crate::media::Frame;
     use crate::mux::flv;
     use bytes::Bytes;
-
-    fn frame(keyframe: bool, data: &'static [u8]) -> Frame {
-        Frame {
-            codec: Codec::H264,
-            pts: 0,
-            dts: 0,
-            keyframe,
-            data: Bytes::from_static(data),
-        }
-    }
 
     /// Header, AAC sequence header, a keyframe, an AAC frame, an inter frame, end of sequence.
     fn sample_stream() -> Vec<u8> {
         let mut out = flv::file_header(true, true).to_vec();
         out.extend_from_slice(&flv::aac_sequence_header_tag(&[0x11, 0x90], 0));
         out.extend_from_slice(&flv::avc_frame_tag(
-            &frame(true, &[0, 0, 0, 2, 0x65, 0x88]),
+            &Frame::h264_at_zero(true, &[0, 0, 0, 2, 0x65, 0x88]),
             0,
             0,
         ));
         out.extend_from_slice(&flv::aac_frame_tag(&[0x21, 0x10, 0x04], 21));
         out.extend_from_slice(&flv::avc_frame_tag(
-            &frame(false, &[0, 0, 0, 2, 0x41, 0x9a]),
+            &Frame::h264_at_zero(false, &[0, 0, 0, 2, 0x41, 0x9a]),
             33,
             0,
         ));
@@ -276,12 +266,12 @@ mod tests {
         data.extend_from_slice(&[0x9a; 1999]);
         let stamped = Frame {
             data: Bytes::from(data),
-            ..frame(false, &[])
+            ..Frame::h264_at_zero(false, &[])
         };
         let mut bytes = flv::file_header(false, true).to_vec();
         bytes.extend_from_slice(&flv::avc_frame_tag(&stamped, 100, 0));
         bytes.extend_from_slice(&flv::avc_frame_tag(
-            &frame(false, &[0, 0, 0, 1, 0x41]),
+            &Frame::h264_at_zero(false, &[0, 0, 0, 1, 0x41]),
             133,
             0,
         ));

@@ -42,3 +42,17 @@ pub struct Frame {
     /// The payload; see [`Codec`] for its layout.
     pub data: Bytes,
 }
+
+#[cfg(test)]
+impl Frame {
+    /// Test input: an H.264 access unit (length-prefixed NAL units) at time 0.
+    pub(crate) fn h264_at_zero(keyframe: bool, data: &'static [u8]) -> Frame {
+        Frame {
+            codec: Codec::H264,
+            pts: 0,
+            dts: 0,
+            keyframe,
+            data: Bytes::from_static(data),
+        }
+    }
+}

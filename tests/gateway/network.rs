@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 
 use castgate::config::IceServer;
 
-use super::hostile::{offer, H264, OPUS, OPUS_STEREO};
+use super::hostile::{offer, Section, H264, OPUS, OPUS_STEREO};
 use super::support::{http_client, init_tracing, test_config, TestServer};
 
 /// A free block of `n` consecutive UDP ports on 127.0.0.1 (probed by binding each).
@@ -35,6 +35,19 @@ fn candidates(sdp: &str) -> Vec<(String, u16)> {
         .collect()
 }
 
+/// POSTs a WHIP offer with these sections for stream `name`; it must be accepted (201).
+async fn post_offer(srv: &TestServer, name: &str, sections: &[Section]) -> reqwest::Response {
+    let res = http_client()
+        .post(srv.url(&format!("/whip/{name}")))
+        .header("content-type", "application/sdp")
+        .body(offer(sections))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{name}");
+    res
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_use_the_port_range_public_ip_and_advertise_ice_servers() {
     init_tracing();
@@ -48,18 +61,10 @@ async fn answers_use_the_port_range_public_ip_and_advertise_ice_servers() {
         credential: Some("s3cret".into()),
     }];
     let srv = TestServer::start_with(config).await;
-    let http = http_client();
 
     let mut ports = Vec::new();
     for name in ["net-a", "net-b"] {
-        let res = http
-            .post(srv.url(&format!("/whip/{name}")))
-            .header("content-type", "application/sdp")
-            .body(offer(&[OPUS, H264]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "{name}");
+        let res = post_offer(&srv, name, &[OPUS, H264]).await;
         let link = res
             .headers()
             .get("link")
@@ -99,14 +104,7 @@ async fn answers_use_the_port_range_public_ip_and_advertise_ice_servers() {
 async fn audio_only_offer_is_answered_and_the_stream_is_declared() {
     init_tracing();
     let srv = TestServer::start().await;
-    let res = http_client()
-        .post(srv.url("/whip/radio"))
-        .header("content-type", "application/sdp")
-        .body(offer(&[OPUS]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    let res = post_offer(&srv, "radio", &[OPUS]).await;
     let answer = res.text().await.unwrap();
     assert!(
         answer.contains("m=audio") && !answer.contains("m=video"),
@@ -131,14 +129,7 @@ async fn stereo_is_asked_back_only_from_a_stereo_publisher() {
     init_tracing();
     let srv = TestServer::start().await;
     for (name, section, stereo) in [("mic", OPUS, false), ("music", OPUS_STEREO, true)] {
-        let res = http_client()
-            .post(srv.url(&format!("/whip/{name}")))
-            .header("content-type", "application/sdp")
-            .body(offer(&[section, H264]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "{name}");
+        let res = post_offer(&srv, name, &[section, H264]).await;
         let fmtp = opus_fmtp(&res.text().await.unwrap());
         // A browser sends stereo only when the answer has `stereo=1` (RFC 7587 section 7.1).
         assert_eq!(

@@ -7,7 +7,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use super::amf0::Amf0Value;
 use super::*;
 use crate::media::h264::test_vectors as tv;
-use crate::media::{Codec, Frame};
+use crate::media::Frame;
 
 fn parameter_sets() -> ParameterSets {
     ParameterSets::new(
@@ -15,16 +15,6 @@ fn parameter_sets() -> ParameterSets {
         Bytes::from_static(tv::HIGH_720P30.pps),
     )
     .unwrap()
-}
-
-fn video_frame(keyframe: bool, data: &'static [u8]) -> Frame {
-    Frame {
-        codec: Codec::H264,
-        pts: 0,
-        dts: 0,
-        keyframe,
-        data: Bytes::from_static(data),
-    }
 }
 
 fn meta_720p_with_audio() -> FlvMetadata {
@@ -163,7 +153,7 @@ fn avc_sequence_header_body_is_key_type0_then_avcc() {
 
 #[test]
 fn key_frame_tag_header_bytes() {
-    let frame = video_frame(true, &[0, 0, 0, 2, 0x65, 0x88]);
+    let frame = Frame::h264_at_zero(true, &[0, 0, 0, 2, 0x65, 0x88]);
     let tag = avc_frame_tag(&frame, 1000, 40);
     assert_eq!(
         &tag[..],
@@ -180,7 +170,7 @@ fn key_frame_tag_header_bytes() {
 
 #[test]
 fn inter_frame_tag_with_negative_composition_time() {
-    let frame = video_frame(false, &[0, 0, 0, 1, 0x41]);
+    let frame = Frame::h264_at_zero(false, &[0, 0, 0, 1, 0x41]);
     let tag = avc_frame_tag(&frame, 33, -33);
     assert_eq!(&tag[..11], &[0x09, 0, 0, 10, 0, 0, 33, 0, 0, 0, 0]);
     assert_eq!(&tag[11..16], &[0x27, 0x01, 0xff, 0xff, 0xdf]);
@@ -189,7 +179,7 @@ fn inter_frame_tag_with_negative_composition_time() {
 
 #[test]
 fn composition_time_saturates_at_24_bits() {
-    let frame = video_frame(false, &[0, 0, 0, 1, 0x41]);
+    let frame = Frame::h264_at_zero(false, &[0, 0, 0, 1, 0x41]);
     assert_eq!(
         &avc_frame_tag(&frame, 0, i32::MAX)[13..16],
         &[0x7f, 0xff, 0xff]
@@ -242,7 +232,7 @@ fn previous_tag_size_is_header_plus_body_for_every_tag() {
     let tags = [
         metadata_tag(&meta_720p_with_audio()),
         avc_sequence_header_tag(&ps, 0),
-        avc_frame_tag(&video_frame(true, big), 0, 0),
+        avc_frame_tag(&Frame::h264_at_zero(true, big), 0, 0),
         avc_end_of_sequence_tag(0),
         aac_sequence_header_tag(&[0x12, 0x10], 0),
         aac_frame_tag(&[1; 300], 0),
@@ -262,9 +252,13 @@ fn a_whole_file_parses_back_in_order() {
         metadata_tag(&meta_720p_with_audio()),
         avc_sequence_header_tag(&ps, 0),
         aac_sequence_header_tag(&[0x11, 0x90], 0),
-        avc_frame_tag(&video_frame(true, &[0, 0, 0, 2, 0x65, 0x88]), 0, 0),
+        avc_frame_tag(&Frame::h264_at_zero(true, &[0, 0, 0, 2, 0x65, 0x88]), 0, 0),
         aac_frame_tag(&[0x21, 0x00], 21),
-        avc_frame_tag(&video_frame(false, &[0, 0, 0, 2, 0x41, 0x9a]), 33, 0),
+        avc_frame_tag(
+            &Frame::h264_at_zero(false, &[0, 0, 0, 2, 0x41, 0x9a]),
+            33,
+            0,
+        ),
         avc_end_of_sequence_tag(66),
     ];
     let file: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
@@ -292,7 +286,7 @@ fn a_whole_file_parses_back_in_order() {
 #[test]
 fn oversized_frame_gives_no_tag_instead_of_a_wrapped_size() {
     let data: &'static [u8] = Box::leak(vec![0u8; MAX_TAG_BODY_LEN].into_boxed_slice());
-    assert!(avc_frame_tag(&video_frame(true, data), 0, 0).is_empty());
+    assert!(avc_frame_tag(&Frame::h264_at_zero(true, data), 0, 0).is_empty());
     // The largest body that fits is still written.
     let tag = aac_frame_tag(&data[..MAX_TAG_BODY_LEN - 2], 0);
     assert_eq!(&tag[1..4], &[0xff, 0xff, 0xff]);
