@@ -29,3 +29,6 @@ mod lifecycle;
 
 #[path = "gateway/load.rs"]
 mod load;
+
+#[path = "gateway/loss.rs"]
+mod loss;

@@ -6,6 +6,7 @@
 pub mod annexb;
 mod error;
 mod fixture;
+mod lossy;
 pub mod ogg_opus;
 mod pacer;
 mod peer;

@@ -22,6 +22,9 @@ pub struct SendStats {
     pub video_keyframes: u64,
     /// Opus packets (one RTP packet each).
     pub audio_packets: u64,
+    /// First transmissions of video RTP packets withheld on purpose
+    /// ([`super::PublishOptions::drop_video_packets`]); 0 unless loss is asked for.
+    pub video_packets_dropped: u64,
 }
 
 #[derive(Default)]
@@ -29,6 +32,8 @@ pub(super) struct Counters {
     video_frames: AtomicU64,
     video_keyframes: AtomicU64,
     audio_packets: AtomicU64,
+    /// Shared with the loss interceptor (`lossy.rs`), which counts into it.
+    pub(super) video_packets_dropped: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -37,6 +42,7 @@ impl Counters {
             video_frames: self.video_frames.load(Ordering::Relaxed),
             video_keyframes: self.video_keyframes.load(Ordering::Relaxed),
             audio_packets: self.audio_packets.load(Ordering::Relaxed),
+            video_packets_dropped: self.video_packets_dropped.load(Ordering::Relaxed),
         }
     }
 }

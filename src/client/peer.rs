@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtp_transceiver::rtp_sender::{
@@ -23,6 +24,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::error::ClientError;
+use super::lossy::{Loss, LossyVideo, LOSSY_SLOT};
 use super::source::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 
 /// Payload types we offer; the answer echoes them (RFC 8829 §5.3.1), so they are what we send.
@@ -55,9 +57,11 @@ pub(super) struct Outgoing {
     pub(super) sender: Arc<dyn RtpSender>,
 }
 
+/// `loss`: simulated loss on the video (`lossy.rs`), for tests.
 pub(super) async fn build_peer_connection(
     udp_addrs: &[String],
     stereo: bool,
+    loss: Option<Loss>,
     events: Events,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     let mut media_engine = MediaEngine::default();
@@ -90,7 +94,10 @@ pub(super) async fn build_peer_connection(
         },
         RtpCodecKind::Audio,
     )?;
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    if let Some(loss) = loss {
+        registry = registry.with(Slot::from(LOSSY_SLOT), LossyVideo::new(loss));
+    }
 
     // No ICE servers: host candidates only, never a public STUN server.
     let config = RTCConfigurationBuilder::new()

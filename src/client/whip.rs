@@ -13,6 +13,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
 use super::error::ClientError;
+use super::lossy::Loss;
 use super::pacer::{send_media, Counters, Pacing, SendStats};
 use super::peer::{
     add_sendonly_track, build_peer_connection, failed, h264_codec, opus_codec, Events, Outgoing,
@@ -39,6 +40,14 @@ pub struct PublishOptions {
     /// Put a latency stamp (an SEI NAL unit with the wall-clock time, see [`super::sei`]) in
     /// every access unit just before it is sent, for end-to-end latency measurements.
     pub latency_stamps: bool,
+    /// Simulated loss, for tests of the receiver's repair: `Some(n)` withholds the first
+    /// transmission of one video RTP packet in every `n` (at least 2), after the NACK responder
+    /// has buffered it, so a NACK gets it resent (see `lossy.rs`). Counted in
+    /// [`SendStats::video_packets_dropped`].
+    pub drop_video_packets: Option<u32>,
+    /// With `drop_video_packets`: hold each NACK retransmission this long before it goes out,
+    /// standing in for the round trip a repair takes on a real path (loopback has none).
+    pub resend_delay: Duration,
 }
 
 impl Default for PublishOptions {
@@ -51,6 +60,8 @@ impl Default for PublishOptions {
             gather_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             latency_stamps: false,
+            drop_video_packets: None,
+            resend_delay: Duration::ZERO,
         }
     }
 }
@@ -94,9 +105,16 @@ pub async fn publish(
 
     let (gathered_tx, mut gathered_rx) = watch::channel(false);
     let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
+    let counters = Arc::new(Counters::default());
+    let loss = opts.drop_video_packets.map(|every| Loss {
+        every,
+        resend_delay: opts.resend_delay,
+        dropped: Arc::clone(&counters.video_packets_dropped),
+    });
     let pc = build_peer_connection(
         &opts.udp_addrs,
         source.audio_stereo(),
+        loss,
         Events {
             gathered: gathered_tx,
             state: state_tx,
@@ -122,7 +140,6 @@ pub async fn publish(
         }
     };
 
-    let counters = Arc::new(Counters::default());
     let task = tokio::spawn(send_media(
         negotiated.video,
         negotiated.audio,
