@@ -4,9 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use rtc::interceptor::{NackGeneratorBuilder, ReceiverReportBuilder, Slot};
+use rtc::interceptor::{ReceiverReportBuilder, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
@@ -102,25 +101,15 @@ fn media_engine() -> Result<MediaEngine, IngestError> {
     Ok(engine)
 }
 
-/// How often the NACK generator looks for gaps and asks for them. It only asks on this tick,
-/// so a repair arrives up to one tick plus a round trip after the loss, and the reorder buffer
-/// gives up on a gap after `stream.reorder_delay_ms` (150 ms by default). At webrtc-rs's
-/// 100 ms tick, with a 60 ms round trip the losses that waited most of a tick were repaired too
-/// late, and each froze the video until the next keyframe: viewers got 125 of 180 frames
-/// (tests/gateway/loss.rs). At 20 ms, round trips up to about 130 ms are repaired in time.
-/// The price: a packet is asked for again on every tick until its resend arrives, so a lost
-/// packet is resent about once per 20 ms of round trip.
-const NACK_INTERVAL: Duration = Duration::from_millis(20);
-
-/// Asking for a packet stops after this many NACKs (200 ms at [`NACK_INTERVAL`], past the
-/// default reorder wait): a packet that is lost for good is not asked for again and again.
-const MAX_NACKS_PER_PACKET: u16 = 10;
-
 /// The RTP/RTCP interceptors of a receive-only peer; every incoming packet walks all of them.
 /// webrtc-rs's default set also has a NACK responder and a sender-report generator, which
 /// only act on media we send: a publisher's connection sends none, so they would cost a step
-/// per packet for nothing. What a receiver needs:
-/// - NACK generator: asks the publisher to resend lost packets (the codecs offer `nack`);
+/// per packet for nothing. Nor its NACK generator: it asks only on a fixed tick (100 ms by
+/// default, too late for round trips over ~50 ms given the reorder wait; a faster tick costs a
+/// wake-up per tick per publisher, loss or not), and it sits before webrtc-rs unwraps RTX
+/// (RFC 4588), so it never sees a packet repaired that way and asks again for it. Lost video
+/// is asked for by the track loop instead (`rtp::nack`), from the reorder buffer's gaps:
+/// at once, then every 50 ms while open. What a receiver needs here:
 /// - receiver reports: loss and jitter for the publisher's rate control, and its RTT;
 /// - transport-wide congestion control feedback (transport-cc), which Chrome's bandwidth
 ///   estimator is driven by;
@@ -130,13 +119,6 @@ fn receive_interceptors(engine: &mut MediaEngine) -> Result<Registry, IngestErro
     configure_simulcast_extension_headers(engine).map_err(internal)?;
     let registry = configure_twcc_receiver_only(Registry::new(), engine).map_err(internal)?;
     Ok(registry
-        .with(
-            Slot::NackGenerator,
-            NackGeneratorBuilder::new()
-                .with_interval(NACK_INTERVAL)
-                .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
-                .build(),
-        )
         .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         .with(
             Slot::from(SENDER_REPORT_TAP_SLOT),

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::time::Instant;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -125,6 +128,13 @@ pub async fn run(track: Arc<dyn TrackRemote>, session: Arc<Session>) {
         }
         while let Some(event) = receiver.poll_event() {
             loop_state.handle(event).await;
+        }
+        if is_video {
+            // Lost packets are asked for as soon as a gap shows, and again while it is open.
+            let lost = receiver.poll_nacks(std::time::Instant::now());
+            if !lost.is_empty() {
+                loop_state.send_nack(&lost).await;
+            }
         }
         if is_video && receiver.is_waiting_for_keyframe() {
             // A PLI can be lost too: keep asking (rate-limited) until an IDR gets through.
@@ -300,6 +310,18 @@ impl TrackLoop {
         self.session
             .stream()
             .map_frame(frame, std::time::Instant::now())
+    }
+
+    /// Asks the publisher to resend these packets (Generic NACK, RFC 4585 §6.2.1).
+    async fn send_nack(&mut self, sequence_numbers: &[u16]) {
+        let nack = TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc: self.ssrc,
+            nacks: nack_pairs_from_sequence_numbers(sequence_numbers),
+        };
+        if let Err(e) = self.track.write_rtcp(vec![Box::new(nack)]).await {
+            tracing::debug!(error = %e, "NACK not sent");
+        }
     }
 
     async fn request_keyframe(&mut self) {

@@ -15,6 +15,7 @@
 
 mod error;
 pub mod h264;
+pub mod nack;
 pub mod opus;
 pub mod packet;
 pub mod packetize;
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 
 pub use error::RtpError;
 pub use h264::{H264Depacketizer, H264Event};
+pub use nack::NackScheduler;
 pub use opus::{OpusDepacketizer, OpusEvent};
 pub use packet::RtpPacket;
 pub use packetize::H264Packetizer;
@@ -62,6 +64,9 @@ pub struct TrackReceiver {
     reorder: ReorderBuffer,
     depacketizer: Depacketizer,
     events: VecDeque<TrackEvent>,
+    /// Video only: asks for lost packets (audio is not resent: Opus has its own concealment).
+    nack: Option<NackScheduler>,
+    missing: Vec<i64>,
 }
 
 impl TrackReceiver {
@@ -71,10 +76,12 @@ impl TrackReceiver {
     }
 
     pub fn h264_with_capacity(max_delay: Duration, capacity: usize) -> Self {
-        Self::with(
+        let mut receiver = Self::with(
             ReorderBuffer::new(max_delay, capacity),
             Depacketizer::H264(H264Depacketizer::new()),
-        )
+        );
+        receiver.nack = Some(NackScheduler::default());
+        receiver
     }
 
     /// An Opus track whose gaps wait at most `max_delay`.
@@ -94,6 +101,8 @@ impl TrackReceiver {
             reorder,
             depacketizer,
             events: VecDeque::new(),
+            nack: None,
+            missing: Vec::new(),
         }
     }
 
@@ -149,8 +158,28 @@ impl TrackReceiver {
         self.events.pop_front()
     }
 
-    /// When to call [`handle_timeout`](Self::handle_timeout) next, if anything is waiting.
+    /// The RTP sequence numbers to ask the sender for at `now` (a Generic NACK); empty for
+    /// audio and while nothing is missing. Call after each push and timeout.
+    pub fn poll_nacks(&mut self, now: Instant) -> Vec<u16> {
+        let Some(nack) = self.nack.as_mut() else {
+            return Vec::new();
+        };
+        if self.reorder.held() == 0 {
+            nack.clear();
+            return Vec::new();
+        }
+        self.reorder.missing_into(&mut self.missing);
+        nack.poll(&self.missing, now)
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) (and
+    /// [`poll_nacks`](Self::poll_nacks)) next, if anything is waiting.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.reorder.poll_timeout()
+        let reorder = self.reorder.poll_timeout();
+        let nack = self.nack.as_ref().and_then(|n| n.poll_timeout());
+        match (reorder, nack) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

@@ -94,6 +94,23 @@ impl ReorderBuffer {
         self.held
     }
 
+    /// Replaces `out` with the extended sequence numbers of the packets missing in front of
+    /// held ones (every gap between the next packet to release and the newest held), oldest
+    /// first: what a NACK should ask for. Empty when nothing is held.
+    pub fn missing_into(&self, out: &mut Vec<i64>) {
+        out.clear();
+        let Some(mut seq) = self.next else { return };
+        let mut unseen = self.held;
+        while unseen > 0 {
+            if self.slots[self.slot_index(seq)].is_some() {
+                unseen -= 1;
+            } else {
+                out.push(seq);
+            }
+            seq += 1;
+        }
+    }
+
     /// Takes in a packet received at `now`. Call [`poll`](Self::poll) afterwards.
     pub fn push(&mut self, pkt: RtpPacket, now: Instant) {
         if self.ssrc.is_some_and(|s| s != pkt.ssrc) {

@@ -213,3 +213,68 @@ fn opus_track_reorders_and_reports_the_gap() {
         ]
     );
 }
+
+#[test]
+fn video_gaps_are_nacked_at_once_then_again_until_repaired() {
+    let t0 = Instant::now();
+    let mut packetizer = H264Packetizer::new(1200, 102, 0x5eed, 100);
+    let packets = stream(&mut packetizer, 0, 3);
+    assert!(packets.len() > 8, "the keyframe spans several packets");
+    let mut rx = TrackReceiver::h264(Duration::from_millis(150));
+    // Packets 102 and 103 are lost on the way.
+    let (lost, rest): (Vec<_>, Vec<_>) = packets
+        .into_iter()
+        .partition(|p| p.sequence == 102 || p.sequence == 103);
+    // 100 and 101 in order ask for nothing; 104 shows the gap: both are asked for at once.
+    let mut rest = rest.into_iter();
+    let mut asked = Vec::new();
+    for p in rest.by_ref().take(3) {
+        rx.push(p, t0);
+        asked.push(rx.poll_nacks(t0));
+    }
+    assert_eq!(asked, vec![vec![], vec![], vec![102, 103]]);
+    // Nothing new arrives: asked again once the retry wait is over, not before, and before
+    // the reorder buffer would give up on the gap.
+    let retry = rx.poll_timeout().expect("a retry is scheduled");
+    assert!(retry < t0 + Duration::from_millis(150));
+    let early = retry - Duration::from_millis(1);
+    rx.handle_timeout(early);
+    assert!(rx.poll_nacks(early).is_empty());
+    rx.handle_timeout(retry);
+    assert_eq!(rx.poll_nacks(retry), vec![102, 103]);
+    // The resends arrive: nothing is asked or scheduled any more, and the rest of the
+    // stream completes the keyframe.
+    for p in lost {
+        rx.push(p, retry);
+    }
+    assert!(rx.poll_nacks(retry).is_empty());
+    assert_eq!(rx.poll_timeout(), None);
+    for p in rest {
+        rx.push(p, retry);
+        assert!(rx.poll_nacks(retry).is_empty());
+    }
+    let keyframes = std::iter::from_fn(|| rx.poll_event())
+        .filter(|e| matches!(e, TrackEvent::H264(H264Event::AccessUnit(f)) if f.keyframe))
+        .count();
+    assert_eq!(keyframes, 1);
+}
+
+#[test]
+fn audio_gaps_are_not_nacked() {
+    let t0 = Instant::now();
+    let mut rx = TrackReceiver::opus(Duration::from_millis(150));
+    for seq in [1u16, 2, 4] {
+        rx.push(
+            RtpPacket {
+                payload_type: 111,
+                sequence: seq,
+                timestamp: u32::from(seq) * 960,
+                ssrc: 7,
+                marker: false,
+                payload: Bytes::from_static(&[0xfc, 0xff]),
+            },
+            t0,
+        );
+        assert!(rx.poll_nacks(t0).is_empty());
+    }
+}
