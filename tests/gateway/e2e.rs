@@ -1,12 +1,10 @@
 //! The whole path: ffmpeg fixture -> WHIP publisher (webrtc-rs) -> castgate -> HLS (fMP4) and
 //! HTTP-FLV viewers -> ffprobe. Every frame sent must come out of both, decodable.
 
-use std::time::Duration;
-
 use castgate::client::{generate_fixture, publish, ClientError, PublishOptions};
 
 use super::support::{
-    assert_loopback_candidates, eventually, expected_video, finish_viewers, fixture_dir,
+    assert_loopback_candidates, expected_video, finish_publish, finish_viewers, fixture_dir,
     http_client, init_tracing, output_dir, probe_video, publish_and_watch, require_media_tools,
     video_key_frames, write, TestServer, Watched,
 };
@@ -26,11 +24,8 @@ async fn whip_publish_is_seen_frame_exact_by_hls_and_flv_viewers() {
     );
 
     let srv = TestServer::start().await;
-    let Watched {
-        mut session,
-        flv,
-        hls,
-    } = publish_and_watch(&srv, "e2e", fixture.media_source()).await;
+    let Watched { session, flv, hls } =
+        publish_and_watch(&srv, "e2e", fixture.media_source()).await;
     assert!(
         session.location().starts_with(&srv.url("/whip/e2e/")),
         "Location {} is not under /whip/e2e/",
@@ -54,26 +49,9 @@ async fn whip_publish_is_seen_frame_exact_by_hls_and_flv_viewers() {
         }
     }
 
-    let limit = Duration::from_secs(u64::from(FIXTURE_SECONDS) + 20);
-    let sent = tokio::time::timeout(limit, session.finished())
-        .await
-        .expect("publisher finishes the fixture in real time")
-        .expect("publisher sends without error");
+    let sent = finish_publish(&srv, "e2e", session, FIXTURE_SECONDS).await;
     assert_eq!(sent.video_frames, fixture.video_frames as u64);
     assert_eq!(sent.audio_packets, fixture.audio_packets as u64);
-    // Let the last packets clear the gateway's reorder buffer before ending the session.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    session
-        .stop()
-        .await
-        .expect("DELETE of the WHIP session succeeds");
-
-    eventually(
-        "stream e2e to leave /api/streams",
-        Duration::from_secs(10),
-        || async { srv.stream_state("e2e").await.is_none().then_some(()) },
-    )
-    .await;
     let (hls, flv) = finish_viewers(hls, flv).await;
     srv.shutdown().await;
 

@@ -12,8 +12,8 @@ use castgate::client::{generate_fixture, PublishOptions};
 use castgate::mux::flv::parse_tags;
 
 use super::support::{
-    eventually, expected_video, finish_viewers, fixture_dir, init_tracing, output_dir, probe_video,
-    publish_and_watch_with, require_media_tools, write, TestServer, Watched,
+    expected_video, finish_publish, finish_viewers, fixture_dir, init_tracing, output_dir,
+    probe_video, publish_and_watch_with, require_media_tools, write, TestServer, Watched,
 };
 
 const FIXTURE_SECONDS: u32 = 6;
@@ -73,29 +73,10 @@ async fn publish_with_loss_and_check_every_frame(name: &str, resend_delay: Durat
         resend_delay,
         ..PublishOptions::default()
     };
-    let Watched {
-        mut session,
-        flv,
-        hls,
-    } = publish_and_watch_with(&srv, name, fixture.media_source(), opts).await;
-    let limit = Duration::from_secs(u64::from(FIXTURE_SECONDS) + 20);
-    let sent = tokio::time::timeout(limit, session.finished())
-        .await
-        .expect("publisher finishes the fixture in real time")
-        .expect("publisher sends without error");
+    let Watched { session, flv, hls } =
+        publish_and_watch_with(&srv, name, fixture.media_source(), opts).await;
+    let sent = finish_publish(&srv, name, session, FIXTURE_SECONDS).await;
     assert_eq!(sent.video_frames, fixture.video_frames as u64);
-    // Let the last repairs and packets clear the gateway's reorder buffer before ending.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    session
-        .stop()
-        .await
-        .expect("DELETE of the WHIP session succeeds");
-    eventually(
-        &format!("stream {name} to leave /api/streams"),
-        Duration::from_secs(10),
-        || async { srv.stream_state(name).await.is_none().then_some(()) },
-    )
-    .await;
     let (hls, flv) = finish_viewers(hls, flv).await;
     srv.shutdown().await;
 

@@ -430,6 +430,34 @@ pub async fn publish_and_watch_with(
     Watched { session, flv, hls }
 }
 
+/// Waits for `session` to send its whole source (`seconds` long, sent in real time), lets the
+/// last packets clear the gateway's reorder buffer, ends the publish with a WHIP DELETE and
+/// waits for the stream to leave /api/streams. Returns what the publisher sent.
+pub async fn finish_publish(
+    srv: &TestServer,
+    name: &str,
+    mut session: castgate::client::PublishSession,
+    seconds: u32,
+) -> castgate::client::SendStats {
+    let limit = Duration::from_secs(u64::from(seconds) + 15);
+    let sent = tokio::time::timeout(limit, session.finished())
+        .await
+        .expect("publisher finishes the fixture in real time")
+        .expect("publisher sends without error");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    session
+        .stop()
+        .await
+        .expect("DELETE of the WHIP session succeeds");
+    eventually(
+        &format!("stream {name} to leave /api/streams"),
+        Duration::from_secs(10),
+        || async { srv.stream_state(name).await.is_none().then_some(()) },
+    )
+    .await;
+    sent
+}
+
 /// Waits (bounded) for both viewers to reach the end of the stream and returns what they got.
 pub async fn finish_viewers(
     hls: tokio::task::JoinHandle<HlsCapture>,

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use castgate::client::{generate_sync_fixture, Fixture};
 
@@ -16,7 +15,7 @@ mod analysis;
 pub use analysis::{audio_codec, describe, durations, flash_times, pair_up, tone_onsets};
 
 use super::support::{
-    eventually, finish_viewers, fixture_dir, init_tracing, output_dir, publish_and_watch,
+    finish_publish, finish_viewers, fixture_dir, init_tracing, output_dir, publish_and_watch,
     require_media_tools, test_config, write, TestServer, Watched,
 };
 
@@ -101,25 +100,11 @@ async fn publish_and_capture(fixture: &Fixture, out: &Path) -> (PathBuf, PathBuf
     config.hls.segment_duration_secs = 2.0;
     let srv = TestServer::start_with(config).await;
     // Viewers join inside the first GOP, before the first flash (t = 1 s).
-    let Watched {
-        mut session,
-        flv,
-        hls,
-    } = publish_and_watch(&srv, "sync", fixture.media_source()).await;
+    let Watched { session, flv, hls } =
+        publish_and_watch(&srv, "sync", fixture.media_source()).await;
 
-    let limit = Duration::from_secs(u64::from(SECONDS) + 15);
-    let sent = tokio::time::timeout(limit, session.finished())
-        .await
-        .expect("publisher finishes the fixture in real time")
-        .expect("publisher sends without error");
+    let sent = finish_publish(&srv, "sync", session, SECONDS).await;
     assert_eq!(sent.audio_packets, fixture.audio_packets as u64);
-    // Let the last packets clear the gateway's reorder buffer before ending the session.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    session.stop().await.expect("DELETE of the WHIP session");
-    eventually("stream sync to end", Duration::from_secs(10), || async {
-        srv.stream_state("sync").await.is_none().then_some(())
-    })
-    .await;
     let (hls, flv) = finish_viewers(hls, flv).await;
     srv.shutdown().await;
 
