@@ -11,7 +11,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use castgate::client::{generate_fixture, publish, PublishOptions};
+use castgate::client::{publish, PublishOptions};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::watch;
@@ -23,7 +23,7 @@ use webrtc::peer_connection::{
 };
 
 use super::support::{
-    assert_loopback_candidates, fixture_dir, http_client, init_tracing, require_media_tools,
+    assert_loopback_candidates, fixture, http_client, init_tracing, require_media_tools,
 };
 
 /// RTP packets received, keyed by sequence number (so NACK retransmissions count once):
@@ -139,10 +139,7 @@ async fn delete(State(ep): State<Endpoint>) -> StatusCode {
 async fn publisher_sends_every_frame_and_packet_with_browser_rtp_framing() {
     init_tracing();
     require_media_tools();
-    let fixture = tokio::task::spawn_blocking(|| generate_fixture(&fixture_dir(), 2))
-        .await
-        .expect("fixture task")
-        .expect("generate fixture");
+    let fixture = fixture(2).await;
 
     let ep = Endpoint::default();
     let app = Router::new()

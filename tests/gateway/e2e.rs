@@ -1,10 +1,10 @@
 //! The whole path: ffmpeg fixture -> WHIP publisher (webrtc-rs) -> castgate -> HLS (fMP4) and
 //! HTTP-FLV viewers -> ffprobe. Every frame sent must come out of both, decodable.
 
-use castgate::client::{generate_fixture, publish, ClientError, PublishOptions};
+use castgate::client::{publish, ClientError, PublishOptions};
 
 use super::support::{
-    assert_loopback_candidates, expected_video, finish_publish, finish_viewers, fixture_dir,
+    assert_loopback_candidates, expected_video, finish_publish, finish_viewers, fixture,
     http_client, init_tracing, output_dir, probe_video, publish_and_watch, require_media_tools,
     video_key_frames, write, TestServer, Watched,
 };
@@ -14,10 +14,7 @@ const FIXTURE_SECONDS: u32 = 6;
 async fn whip_publish_is_seen_frame_exact_by_hls_and_flv_viewers() {
     init_tracing();
     require_media_tools();
-    let fixture = tokio::task::spawn_blocking(|| generate_fixture(&fixture_dir(), FIXTURE_SECONDS))
-        .await
-        .expect("fixture task")
-        .expect("generate fixture with ffmpeg");
+    let fixture = fixture(FIXTURE_SECONDS).await;
     assert!(
         fixture.video_keyframes >= FIXTURE_SECONDS as usize,
         "{fixture:?}"

@@ -3,21 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use castgate::client::{generate_fixture, publish, PublishOptions};
+use castgate::client::{publish, PublishOptions};
 
 use super::support::{
-    eventually, fixture_dir, http_client, init_tracing, require_media_tools, test_config,
-    TestServer,
+    eventually, fixture, http_client, init_tracing, require_media_tools, test_config, TestServer,
 };
 
 #[tokio::test(flavor = "multi_thread")]
 async fn silent_publisher_is_ended_by_the_idle_timeout() {
     init_tracing();
     require_media_tools();
-    let fixture = tokio::task::spawn_blocking(|| generate_fixture(&fixture_dir(), 2))
-        .await
-        .expect("fixture task")
-        .expect("generate fixture with ffmpeg");
+    let fixture = fixture(2).await;
     let mut config = test_config();
     config.stream.idle_timeout_secs = 1.5;
     let srv = TestServer::start_with(config).await;

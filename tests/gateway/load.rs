@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use castgate::client::{generate_fixture, PublishOptions};
+use castgate::client::PublishOptions;
 use castgate::load::{run, scan_latency_stamps, FlvScanner, Limits, LoadConfig};
 
 use crate::support::{
-    expected_video, finish_viewers, fixture_dir, init_tracing, output_dir, probe_video,
+    expected_video, finish_viewers, fixture, init_tracing, output_dir, probe_video,
     publish_and_watch_with, require_media_tools, write, TestServer, Watched,
 };
 
@@ -17,10 +17,7 @@ use crate::support::{
 async fn load_smoke_two_publishers_four_flv_two_hls_viewers_nothing_lost_or_stalled() {
     init_tracing();
     require_media_tools();
-    let fixture = tokio::task::spawn_blocking(|| generate_fixture(&fixture_dir(), 2))
-        .await
-        .expect("fixture task")
-        .expect("ffmpeg makes the fixture");
+    let fixture = fixture(2).await;
     let srv = TestServer::start().await;
 
     let mut cfg = LoadConfig::new(format!("http://{}", srv.addr), fixture.media_source());
@@ -94,10 +91,7 @@ async fn load_smoke_two_publishers_four_flv_two_hls_viewers_nothing_lost_or_stal
 async fn latency_stamped_publish_decodes_frame_exact_with_a_stamp_on_every_frame() {
     init_tracing();
     require_media_tools();
-    let fixture = tokio::task::spawn_blocking(|| generate_fixture(&fixture_dir(), 3))
-        .await
-        .expect("fixture task")
-        .expect("ffmpeg makes the fixture");
+    let fixture = fixture(3).await;
     let srv = TestServer::start().await;
     let Watched {
         mut session,

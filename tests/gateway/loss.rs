@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use castgate::client::annexb::split_nal_units;
-use castgate::client::{generate_fixture, PublishOptions};
+use castgate::client::PublishOptions;
 use castgate::mux::flv::parse_tags;
 
 use super::support::{
-    expected_video, finish_publish, finish_viewers, fixture_dir, init_tracing, output_dir,
-    probe_video, publish_and_watch_with, require_media_tools, write, TestServer, Watched,
+    expected_video, finish_publish, finish_viewers, fixture, init_tracing, output_dir, probe_video,
+    publish_and_watch_with, require_media_tools, write, TestServer, Watched,
 };
 
 const FIXTURE_SECONDS: u32 = 6;
@@ -62,10 +62,7 @@ async fn lost_video_packets_are_recovered_when_a_repair_takes_a_60ms_round_trip(
 async fn publish_with_loss_and_check_every_frame(name: &str, resend_delay: Duration) {
     init_tracing();
     require_media_tools();
-    let fixture = tokio::task::spawn_blocking(|| generate_fixture(&fixture_dir(), FIXTURE_SECONDS))
-        .await
-        .expect("fixture task")
-        .expect("generate fixture with ffmpeg");
+    let fixture = fixture(FIXTURE_SECONDS).await;
 
     let srv = TestServer::start().await;
     let opts = PublishOptions {

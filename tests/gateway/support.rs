@@ -44,6 +44,14 @@ pub fn fixture_dir() -> PathBuf {
 }
 
 /// A fresh scratch directory for one test's output files (kept for inspection after a failure).
+/// The ffmpeg test-pattern fixture of `seconds` (stereo audio), made once and cached.
+pub async fn fixture(seconds: u32) -> castgate::client::Fixture {
+    tokio::task::spawn_blocking(move || castgate::client::generate_fixture(&fixture_dir(), seconds))
+        .await
+        .expect("fixture task")
+        .expect("ffmpeg makes the fixture")
+}
+
 pub fn output_dir(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("gateway-output")
