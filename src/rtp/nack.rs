@@ -35,28 +35,29 @@ impl NackScheduler {
         }
     }
 
-    /// Of `missing` (extended sequence numbers, as the reorder buffer reports them), the ones to
-    /// ask for at `now`, as 16-bit RTP sequence numbers in the order given: those never asked
-    /// for, and those last asked `retry` ago or more and asked fewer than `max_asks` times.
-    /// Packets not in `missing` any more (arrived, or given up) are forgotten.
+    /// Of `missing` (extended sequence numbers in ascending order, as the reorder buffer
+    /// reports them), the ones to ask for at `now`, as 16-bit RTP sequence numbers in the same
+    /// order: those never asked for, and those last asked `retry` ago or more and asked fewer
+    /// than `max_asks` times. Packets not in `missing` any more (arrived, or given up) are
+    /// forgotten.
     pub fn poll(&mut self, missing: &[i64], now: Instant) -> Vec<u16> {
+        self.asked
+            .retain(|seq, _| missing.binary_search(seq).is_ok());
         let mut ask = Vec::new();
-        let mut still = HashMap::with_capacity(missing.len());
         for &seq in missing {
-            let entry = match self.asked.remove(&seq) {
+            match self.asked.get_mut(&seq) {
                 None => {
+                    self.asked.insert(seq, (now, 1));
                     ask.push(seq as u16);
-                    (now, 1)
                 }
-                Some((last, times)) if times < self.max_asks && now >= last + self.retry => {
+                Some((last, times)) if *times < self.max_asks && now >= *last + self.retry => {
+                    *last = now;
+                    *times += 1;
                     ask.push(seq as u16);
-                    (now, times + 1)
                 }
-                Some(kept) => kept,
-            };
-            still.insert(seq, entry);
+                Some(_) => {}
+            }
         }
-        self.asked = still;
         ask
     }
 
