@@ -10,7 +10,7 @@ use castgate::load::{run, scan_latency_stamps, FlvScanner, Limits, LoadConfig};
 
 use crate::support::{
     expected_video, finish_viewers, fixture, init_tracing, output_dir, probe_video,
-    publish_and_watch_with, require_media_tools, write, TestServer, Watched,
+    publish_and_watch_with, require_media_tools, write, write_hls_file, TestServer, Watched,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -142,12 +142,7 @@ async fn latency_stamped_publish_decodes_frame_exact_with_a_stamp_on_every_frame
     let flv_file = out.join("viewer.flv");
     write(&flv_file, &[&flv.bytes]);
     assert_eq!(probe_video(&flv_file), expected, "{}", flv_file.display());
-    assert!(hls.problems.is_empty(), "HLS problems: {:?}", hls.problems);
-    let init = hls.init.clone().expect("init segment");
-    let mut whole: Vec<&[u8]> = vec![&init[..]];
-    whole.extend(hls.segments.iter().map(|(_, _, b)| &b[..]));
-    let hls_file = out.join("hls-all.mp4");
-    write(&hls_file, &whole);
+    let hls_file = write_hls_file(&hls, &out);
     assert_eq!(probe_video(&hls_file), expected, "{}", hls_file.display());
 
     // Every video tag of the FLV response carries its stamp where the load tool looks (the

@@ -13,7 +13,7 @@ use castgate::mux::flv::parse_tags;
 
 use super::support::{
     expected_video, finish_publish, finish_viewers, fixture, init_tracing, output_dir, probe_video,
-    publish_and_watch_with, require_media_tools, write, TestServer, Watched,
+    publish_and_watch_with, require_media_tools, write, write_hls_file, TestServer, Watched,
 };
 
 const FIXTURE_SECONDS: u32 = 6;
@@ -151,11 +151,6 @@ async fn publish_with_loss_and_check_every_frame(name: &str, resend_delay: Durat
     // And a decoder reads every frame (ffprobe), from FLV and from HLS.
     let expected = expected_video(&fixture, sent.video_frames);
     assert_eq!(probe_video(&flv_file), expected, "{}", flv_file.display());
-    assert!(hls.problems.is_empty(), "HLS problems: {:?}", hls.problems);
-    let init = hls.init.clone().expect("playlist names an init segment");
-    let mut whole: Vec<&[u8]> = vec![&init[..]];
-    whole.extend(hls.segments.iter().map(|(_, _, b)| &b[..]));
-    let hls_file = out.join("hls-all.mp4");
-    write(&hls_file, &whole);
+    let hls_file = write_hls_file(&hls, &out);
     assert_eq!(probe_video(&hls_file), expected, "{}", hls_file.display());
 }

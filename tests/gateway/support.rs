@@ -466,6 +466,18 @@ pub async fn finish_publish(
     sent
 }
 
+/// Checks the HLS poller saw no problems and writes its init segment and media segments, in
+/// order, to `out/hls-all.mp4` (one playable file); returns that path.
+pub fn write_hls_file(hls: &HlsCapture, out: &Path) -> PathBuf {
+    assert!(hls.problems.is_empty(), "HLS problems: {:?}", hls.problems);
+    let init = hls.init.clone().expect("playlist names an init segment");
+    let mut whole: Vec<&[u8]> = vec![&init[..]];
+    whole.extend(hls.segments.iter().map(|(_, _, b)| &b[..]));
+    let hls_file = out.join("hls-all.mp4");
+    write(&hls_file, &whole);
+    hls_file
+}
+
 /// Waits (bounded) for both viewers to reach the end of the stream and returns what they got.
 pub async fn finish_viewers(
     hls: tokio::task::JoinHandle<HlsCapture>,
