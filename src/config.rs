@@ -98,10 +98,13 @@ pub struct FlvConfig {
     /// Packets (a video frame with the audio since the last one) queued per viewer before a
     /// slow viewer skips ahead to the next keyframe.
     pub viewer_queue: usize,
-    /// 0: each video frame is written to viewers at once. N: tags are held until they span N ms
-    /// of media and written together: fewer, larger writes (more viewers per core) for N ms
-    /// more latency.
+    /// Merged writes: tags are held until they span this many ms of media and written together
+    /// (fewer, larger writes: more viewers per core, for up to this much more latency). 0: each
+    /// video frame is written to viewers at once, always.
     pub merge_write_ms: u32,
+    /// Merged writes apply while a stream has at least this many FLV viewers; below, each
+    /// video frame goes out at once. 0: always merge.
+    pub merge_from_viewers: usize,
 }
 
 impl Default for HttpConfig {
@@ -140,7 +143,8 @@ impl Default for FlvConfig {
     fn default() -> Self {
         FlvConfig {
             viewer_queue: 256,
-            merge_write_ms: 0,
+            merge_write_ms: 70,
+            merge_from_viewers: 100,
         }
     }
 }

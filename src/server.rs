@@ -41,6 +41,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         hls_window: config.hls.window,
         flv_queue: config.flv.viewer_queue,
         flv_merge_ms: config.flv.merge_write_ms,
+        flv_merge_from_viewers: config.flv.merge_from_viewers,
         hls_opus_passthrough: config.audio.hls_opus_passthrough,
     }));
     let ingest = Ingest::new(config.clone(), hub.clone());

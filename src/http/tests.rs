@@ -35,6 +35,7 @@ fn state_with(hls_opus_passthrough: bool) -> AppState {
         hls_window: 6,
         flv_queue: 64,
         flv_merge_ms: 0,
+        flv_merge_from_viewers: 0,
         hls_opus_passthrough,
     }));
     AppState {

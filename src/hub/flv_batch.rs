@@ -38,6 +38,12 @@ impl FlvBatcher {
         }
     }
 
+    /// Changes how long tags are held, from the next tag on (a stream's audience grew or
+    /// shrank). Tags already held go out by the new rule.
+    pub fn set_merge_ms(&mut self, merge_ms: u32) {
+        self.merge_ms = merge_ms;
+    }
+
     /// A stream without video: every audio frame may go out at once (nothing to wait for).
     pub fn set_audio_only(&mut self) {
         self.audio_only = true;

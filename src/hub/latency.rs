@@ -152,8 +152,6 @@ impl StreamLatency {
 mod tests {
     use super::*;
     use crate::hub::{Hub, StreamSettings};
-    use crate::media::h264::test_vectors::BASELINE_360P30;
-    use crate::media::h264::ParameterSets;
     use crate::media::{Codec, Frame};
     use bytes::Bytes;
     use std::time::Instant;
@@ -232,26 +230,13 @@ mod tests {
         );
     }
 
-    /// A stream "cam" of `hub` with 360p parameter sets.
-    fn video_stream(hub: &Hub) -> std::sync::Arc<crate::hub::Stream> {
-        let stream = hub.claim("cam").unwrap();
-        stream.set_video_params(
-            ParameterSets::new(
-                Bytes::from_static(BASELINE_360P30.sps),
-                Bytes::from_static(BASELINE_360P30.pps),
-            )
-            .unwrap(),
-        );
-        stream
-    }
-
     #[test]
     fn a_stream_times_every_video_frame_for_flv_and_segment_closing_keyframes_for_hls() {
         let hub = Hub::new(StreamSettings {
             segment_target: Duration::from_secs(1),
             ..StreamSettings::default()
         });
-        let stream = video_stream(&hub);
+        let stream = crate::hub::test_video_stream(&hub);
         // 3 s of 30 fps, a keyframe every second: the keyframes at 1, 2 and 3 s close a
         // segment each; the one at 0 s only opens the first.
         for i in 0..=90i64 {
@@ -286,7 +271,7 @@ mod tests {
     #[test]
     fn audio_held_for_the_next_video_frame_is_timed_when_it_goes_out() {
         let hub = Hub::new(StreamSettings::default());
-        let stream = video_stream(&hub);
+        let stream = crate::hub::test_video_stream(&hub);
         stream.set_aac_config(Bytes::from_static(&[0x11, 0x90]), 48_000, 2);
         let video = |i: i64, keyframe: bool| Frame {
             codec: Codec::H264,

@@ -3,6 +3,8 @@
 
 mod flv_batch;
 mod flv_fanout;
+#[cfg(test)]
+mod flv_merge_tests;
 pub mod latency;
 mod meter;
 mod stream;
@@ -137,6 +139,21 @@ pub fn valid_stream_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A stream "cam" of `hub` with 360p parameter sets, for tests.
+#[cfg(test)]
+pub(crate) fn test_video_stream(hub: &Hub) -> Arc<Stream> {
+    use crate::media::h264::{test_vectors::BASELINE_360P30, ParameterSets};
+    let stream = hub.claim("cam").unwrap();
+    stream.set_video_params(
+        ParameterSets::new(
+            bytes::Bytes::from_static(BASELINE_360P30.sps),
+            bytes::Bytes::from_static(BASELINE_360P30.pps),
+        )
+        .unwrap(),
+    );
+    stream
 }
 
 #[cfg(test)]

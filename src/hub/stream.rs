@@ -24,8 +24,10 @@ pub struct StreamSettings {
     pub hls_window: usize,
     /// Packets queued per FLV viewer before it skips ahead (see [`FlvBatcher`]).
     pub flv_queue: usize,
-    /// FLV tags are held until they span this many ms (0: one packet per video frame).
+    /// FLV tags are held until they span this many ms (0: one packet per video frame)...
     pub flv_merge_ms: u32,
+    /// ...while the stream has at least this many FLV viewers (0: always).
+    pub flv_merge_from_viewers: usize,
     /// Put the publisher's Opus into HLS as it is (fMP4 `Opus` + `dOps`) instead of AAC.
     /// FLV, which cannot carry Opus, gets AAC either way.
     pub hls_opus_passthrough: bool,
@@ -38,6 +40,7 @@ impl Default for StreamSettings {
             hls_window: 6,
             flv_queue: 256,
             flv_merge_ms: 0,
+            flv_merge_from_viewers: 0,
             hls_opus_passthrough: false,
         }
     }
@@ -122,6 +125,9 @@ pub struct Stream {
     inner: Mutex<Inner>,
     flv_tx: broadcast::Sender<FlvPacket>,
     flv_viewers: Arc<AtomicUsize>,
+    /// Merged FLV writes: how long tags are held, from how many viewers on.
+    flv_merge_ms: u32,
+    flv_merge_from_viewers: usize,
     frames_in: AtomicU64,
     latency: super::latency::StreamLatency,
 }
@@ -181,6 +187,8 @@ impl Stream {
             }),
             flv_tx,
             flv_viewers: Arc::new(AtomicUsize::new(0)),
+            flv_merge_ms: settings.flv_merge_ms,
+            flv_merge_from_viewers: settings.flv_merge_from_viewers,
             frames_in: AtomicU64::new(0),
             latency: super::latency::StreamLatency::default(),
         }
@@ -497,6 +505,14 @@ impl Stream {
     /// every viewer.
     fn send_flv_media(&self, inner: &mut Inner, kind: FlvKind, tag: &[u8], timestamp_ms: u32) {
         inner.flv.last_timestamp_ms = timestamp_ms;
+        // A few viewers get each frame at once; a large audience gets fewer, larger writes,
+        // where the cost per write (a wake-up and a syscall per viewer) is what limits it.
+        let merge_ms = if self.flv_viewers.load(Ordering::Relaxed) >= self.flv_merge_from_viewers {
+            self.flv_merge_ms
+        } else {
+            0
+        };
+        inner.flv_batch.set_merge_ms(merge_ms);
         for packet in inner.flv_batch.push(kind, tag, timestamp_ms) {
             self.send_flv_packet(inner, packet);
         }
