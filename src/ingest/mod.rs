@@ -1,10 +1,14 @@
-//! WHIP ingest (RFC 9725) on webrtc-rs: an SDP offer in, an SDP answer with every server
-//! candidate out, RTP into the stream hub, and the session registry that ends publishes.
-//! This is the only module that uses webrtc-rs.
+//! WHIP ingest (RFC 9725) on webrtc-rs's sans-IO core (`rtc`): an SDP offer in, an SDP answer
+//! with every server candidate out, RTP into the stream hub, and the session registry that
+//! ends publishes. The connections run on castgate's own loop threads (`rtc_loop`). This is
+//! the only module that receives WebRTC.
 
+mod connection;
+mod interfaces;
 mod nat;
 mod offer;
 mod peer;
+mod rtc_loop;
 mod rtcp_tap;
 mod session;
 mod track;
@@ -12,19 +16,16 @@ mod track;
 pub use session::Session;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use webrtc::peer_connection::RTCSessionDescription;
-use webrtc::rtp_transceiver::RTCRtpTransceiverDirection;
 
 use crate::config::Config;
 use crate::hub::{Hub, HubError};
 use peer::PortPicker;
-
-/// Longest we wait for ICE gathering before answering.
-const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+use rtc_loop::RtcLoops;
 
 /// Why a publish was refused or failed. `http` maps these to status codes.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,8 @@ impl Shared {
 pub struct Ingest {
     shared: Arc<Shared>,
     ports: Arc<PortPicker>,
+    /// Started with the first publish (an `Ingest` that never takes one costs no threads).
+    loops: Arc<Mutex<Option<Arc<RtcLoops>>>>,
 }
 
 impl Ingest {
@@ -85,7 +88,49 @@ impl Ingest {
                 sessions: Mutex::new(HashMap::new()),
             }),
             ports: Arc::new(PortPicker::default()),
+            loops: Arc::default(),
         }
+    }
+
+    /// The media loop threads, one per core, started on first use.
+    fn loops(&self) -> Result<Arc<RtcLoops>, IngestError> {
+        let mut loops = self.loops.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = loops.as_ref() {
+            return Ok(l.clone());
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let started = Arc::new(
+            RtcLoops::start(threads)
+                .map_err(|e| IngestError::Internal(format!("cannot start media loops: {e}")))?,
+        );
+        *loops = Some(started.clone());
+        Ok(started)
+    }
+
+    /// The addresses to receive media on: the configured interfaces, with a wildcard (or no
+    /// setting at all) standing for every address of the host.
+    fn media_addresses(&self) -> Result<Vec<IpAddr>, IngestError> {
+        let configured = &self.shared.config.webrtc.interfaces;
+        if !configured.is_empty() && !configured.iter().any(IpAddr::is_unspecified) {
+            return Ok(configured.clone());
+        }
+        let host = interfaces::host_addresses()
+            .map_err(|e| IngestError::Internal(format!("cannot list the host's addresses: {e}")))?;
+        let mut ips: Vec<IpAddr> = configured
+            .iter()
+            .filter(|ip| !ip.is_unspecified())
+            .copied()
+            .collect();
+        for ip in host {
+            let wanted = configured.is_empty()
+                || configured
+                    .iter()
+                    .any(|c| c.is_unspecified() && c.is_ipv4() == ip.is_ipv4());
+            if wanted && !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        Ok(ips)
     }
 
     /// Answers a WHIP offer for `stream_name` (already validated). On error nothing is left
@@ -151,46 +196,19 @@ impl Ingest {
         offer_sdp: String,
         wants_video: bool,
     ) -> Result<String, IngestError> {
-        let events = Arc::new(session::Events {
-            session: Arc::downgrade(session),
-        });
-        let pc = peer::build(&self.shared.config.webrtc, &self.ports, events).await?;
-        session.set_peer_connection(pc.clone());
-        let offer = RTCSessionDescription::offer(offer_sdp)
-            .map_err(|e| IngestError::BadOffer(e.to_string()))?;
-        pc.set_remote_description(offer)
-            .await
-            .map_err(|e| IngestError::BadOffer(e.to_string()))?;
-        // The answer must be recvonly (RFC 9725 §4.2) whatever the offer's transceivers say.
-        for t in pc.get_transceivers().await {
-            let _ = t.set_direction(RTCRtpTransceiverDirection::Recvonly).await;
-        }
-        let answer = pc
-            .create_answer(None)
-            .await
-            .map_err(|e| IngestError::Unsupported(format!("cannot answer this offer: {e}")))?;
-        pc.set_local_description(answer)
-            .await
-            .map_err(|e| IngestError::Internal(e.to_string()))?;
-        if tokio::time::timeout(GATHER_TIMEOUT, session.wait_gathered())
-            .await
-            .is_err()
-        {
-            tracing::warn!("ICE gathering did not complete in time; answering with what we have");
-        }
-        let local = pc
-            .local_description()
-            .await
-            .ok_or_else(|| IngestError::Internal("no local description".into()))?;
-        if wants_video && (!local.sdp.contains("m=video") || local.sdp.contains("m=video 0 ")) {
+        let cfg = &self.shared.config.webrtc;
+        let sockets =
+            peer::bind_sockets(&self.media_addresses()?, cfg.udp_port_range, &self.ports)?;
+        let sdp = self
+            .loops()?
+            .open(session.clone(), offer_sdp, sockets)
+            .await?;
+        if wants_video && (!sdp.contains("m=video") || sdp.contains("m=video 0 ")) {
             return Err(IngestError::Unsupported(
                 "no H.264 video could be negotiated; castgate takes H.264 (packetization-mode=1) and Opus".into(),
             ));
         }
-        Ok(nat::advertise_public_ips(
-            &local.sdp,
-            &self.shared.config.webrtc.public_ips,
-        ))
+        Ok(nat::advertise_public_ips(&sdp, &cfg.public_ips))
     }
 
     /// Ends the session `session_id` of `stream_name` (WHIP DELETE).

@@ -1,26 +1,25 @@
 //! Building the server side of a WebRTC peer connection for one WHIP publisher: which codecs we
-//! accept, where we bind and what we advertise (interfaces, port range, 1:1 NAT).
+//! accept, which interceptors see its packets, and the UDP sockets it is reached on
+//! (interfaces, port range). 1:1 NAT addresses are written into the answer by `nat`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::time::Instant;
 
-use rtc::interceptor::{ReceiverReportBuilder, Slot};
+use rtc::interceptor::{ReceiverReportBuilder, Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
-};
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, Registry,
 };
 
 use super::rtcp_tap::{SenderReportTap, SENDER_REPORT_TAP_SLOT};
 use super::IngestError;
-use crate::config::WebRtcConfig;
 
 /// The H.264 profiles we answer (all packetization-mode 1: FU-A and STAP-A). Browsers offer
 /// constrained baseline (42e0), baseline (4200), main (4d00) and high (6400).
@@ -154,26 +153,43 @@ impl PortPicker {
     }
 }
 
-/// Builds a peer connection bound on the configured interfaces, trying ports in the range until
-/// one is free.
-pub async fn build(
-    cfg: &WebRtcConfig,
+/// A sans-IO peer connection with castgate's codecs and receive interceptors. It reaches the
+/// network only through the loop that drives it (`rtc_loop`).
+pub fn build(now: Instant) -> Result<RTCPeerConnection, IngestError> {
+    let mut engine = media_engine()?;
+    let registry = receive_interceptors(&mut engine)?;
+    // Server side, mDNS is useless, and it fails on hosts without a multicast route.
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);
+    // STUN/TURN servers are advertised to clients (Link headers); the server itself only needs
+    // its host candidates (or the configured public IPs), so it does not query them.
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(engine)
+        .with_setting_engine(settings.build())
+        .with_interceptor_registry(registry)
+        .build(now)
+        .map_err(internal)
+}
+
+/// Binds one non-blocking UDP socket per address in `ips`, all on the same port: the next port
+/// of the configured range that is free on every one of them, or an ephemeral port.
+pub fn bind_sockets(
+    ips: &[IpAddr],
+    range: Option<[u16; 2]>,
     ports: &PortPicker,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-) -> Result<Arc<dyn PeerConnection>, IngestError> {
-    let ips: Vec<IpAddr> = if cfg.interfaces.is_empty() {
-        // webrtc-rs expands the wildcard to one socket per non-loopback interface.
-        vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
-    } else {
-        cfg.interfaces.clone()
-    };
+) -> Result<Vec<UdpSocket>, IngestError> {
+    if ips.is_empty() {
+        return Err(IngestError::Internal(
+            "no network interface to receive media on".into(),
+        ));
+    }
     let mut last_err = None;
-    for port in ports.candidates(cfg.udp_port_range) {
-        let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
-        match build_on(addrs, handler.clone()).await {
-            Ok(pc) => return Ok(pc),
+    for port in ports.candidates(range) {
+        match bind_all(ips, port) {
+            Ok(sockets) => return Ok(sockets),
             Err(e) => {
-                tracing::debug!(port, error = %e, "cannot open a peer connection on this port");
+                tracing::debug!(port, error = %e, "cannot bind the media sockets on this port");
                 last_err = Some(e);
             }
         }
@@ -184,45 +200,17 @@ pub async fn build(
     )))
 }
 
-/// Threads of webrtc-rs's reactor pool, one per core. Each connection's driver is pinned to
-/// one of these single-threaded runtimes, and so is its track loop (`on_track` runs inside
-/// the driver, where `tokio::spawn` lands on the same runtime): a packet goes from the socket
-/// through the depacketizer and transcoder to the hub on one thread. On the shared
-/// work-stealing runtime the driver's wake-ups of the track tasks also woke idle workers to
-/// steal them; with the pool the gateway does about half the context switches (BENCHMARKS.md
-/// section 2). The price: a track loop that blocks delays every connection on its thread.
-/// The pool is sized once per process, by the first connection.
-fn reactor_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-async fn build_on(
-    addrs: Vec<SocketAddr>,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-) -> Result<Arc<dyn PeerConnection>, IngestError> {
-    let mut engine = media_engine()?;
-    let registry = receive_interceptors(&mut engine)?;
-    // Public IPs (1:1 NAT) are written into the answer by `nat`: webrtc-rs 0.21 ignores its
-    // own NAT 1:1 setting.
-    let settings = SettingEngineBuilder::new()
-        // Server side, mDNS is useless, and it fails on hosts without a multicast route.
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_include_loopback_candidate(addrs.iter().any(|a| a.ip().is_loopback()));
-    // STUN/TURN servers are advertised to clients (Link headers); the server itself only needs
-    // its host candidates (or the configured public IPs), so it does not query them.
-    let configuration = RTCConfigurationBuilder::new().build();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(configuration)
-        .with_media_engine(engine)
-        .with_setting_engine(settings.build())
-        .with_interceptor_registry(registry)
-        .with_handler(handler)
-        .with_udp_addrs(addrs)
-        .with_dedicated_reactor_pool_size(reactor_threads())
-        .build()
-        .await
-        .map_err(internal)?;
-    Ok(Arc::new(pc))
+fn bind_all(ips: &[IpAddr], port: u16) -> std::io::Result<Vec<UdpSocket>> {
+    let mut sockets = Vec::with_capacity(ips.len());
+    // An ephemeral port is picked by the first bind; the others take the same one.
+    let mut port = port;
+    for ip in ips {
+        let socket = UdpSocket::bind(SocketAddr::new(*ip, port))?;
+        socket.set_nonblocking(true)?;
+        port = socket.local_addr()?.port();
+        sockets.push(socket);
+    }
+    Ok(sockets)
 }
 
 #[cfg(test)]
@@ -241,5 +229,28 @@ mod tests {
     #[test]
     fn media_engine_registers_h264_and_opus() {
         assert!(media_engine().is_ok());
+    }
+
+    #[test]
+    fn sockets_share_one_port_from_the_range() {
+        let ips: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        let picker = PortPicker::default();
+        let sockets = bind_sockets(&ips, None, &picker).unwrap();
+        let ports: Vec<u16> = sockets
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        assert_ne!(ports[0], 0);
+        assert_eq!(ports[0], ports[1], "one port on every interface");
+        // A port taken on one address makes the next one of the range be used.
+        let busy = ports[0];
+        let range = Some([busy, busy.saturating_add(1)]);
+        let picker = PortPicker::default();
+        let again = bind_sockets(&ips, range, &picker).unwrap();
+        assert_eq!(again[0].local_addr().unwrap().port(), busy + 1);
+        assert!(matches!(
+            bind_sockets(&[], None, &picker),
+            Err(IngestError::Internal(_))
+        ));
     }
 }

@@ -1,16 +1,14 @@
-//! One WHIP session: its peer connection, its claimed stream, and the single way it ends
-//! (DELETE, ICE/DTLS failure, or no media for too long), which releases everything once.
+//! One WHIP session: its claimed stream, a handle on its connection (which lives on a loop
+//! thread, `rtc_loop`), and the single way it ends (DELETE, ICE/DTLS failure, or no media for
+//! too long), which releases everything once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use tokio::sync::{watch, Notify};
-use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
-};
+use tokio::sync::watch;
 
+use super::rtc_loop::ConnectionHandle;
 use super::Shared;
 use crate::config::Config;
 use crate::hub::Stream;
@@ -20,14 +18,12 @@ pub struct Session {
     etag: String,
     stream: Arc<Stream>,
     shared: Arc<Shared>,
-    pc: OnceLock<Arc<dyn PeerConnection>>,
+    connection: OnceLock<ConnectionHandle>,
     created: Instant,
     /// Milliseconds after `created` when the last RTP packet arrived.
     last_media_ms: AtomicU64,
     closed: AtomicBool,
     closed_tx: watch::Sender<bool>,
-    gathered: Notify,
-    gathering_done: AtomicBool,
 }
 
 impl Session {
@@ -37,13 +33,11 @@ impl Session {
             etag,
             stream,
             shared,
-            pc: OnceLock::new(),
+            connection: OnceLock::new(),
             created: Instant::now(),
             last_media_ms: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             closed_tx: watch::channel(false).0,
-            gathered: Notify::new(),
-            gathering_done: AtomicBool::new(false),
         }
     }
 
@@ -63,19 +57,8 @@ impl Session {
         &self.shared.config
     }
 
-    pub(super) fn set_peer_connection(&self, pc: Arc<dyn PeerConnection>) {
-        let _ = self.pc.set(pc);
-    }
-
-    /// Waits until ICE gathering completed (the answer then carries every candidate).
-    pub(super) async fn wait_gathered(&self) {
-        loop {
-            let notified = self.gathered.notified();
-            if self.gathering_done.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
+    pub(super) fn set_connection(&self, connection: ConnectionHandle) {
+        let _ = self.connection.set(connection);
     }
 
     pub fn media_arrived(&self) {
@@ -127,52 +110,8 @@ impl Session {
         }
         self.shared.remove_session(&self.id);
         let _ = self.closed_tx.send(true);
-        if let Some(pc) = self.pc.get().cloned() {
-            tokio::spawn(async move {
-                if let Err(e) = pc.close().await {
-                    tracing::debug!(error = %e, "closing peer connection");
-                }
-            });
-        }
-    }
-}
-
-/// webrtc-rs calls this with the connection's events. It holds the session weakly: the
-/// session owns the connection, not the other way round.
-pub(super) struct Events {
-    pub session: Weak<Session>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            if let Some(s) = self.session.upgrade() {
-                s.gathering_done.store(true, Ordering::Release);
-                s.gathered.notify_waiters();
-            }
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let Some(s) = self.session.upgrade() else {
-            return;
-        };
-        tracing::debug!(stream = s.stream.name(), %state, "peer connection state");
-        match state {
-            RTCPeerConnectionState::Failed => s.close("ICE/DTLS failed"),
-            RTCPeerConnectionState::Closed => s.close("peer connection closed"),
-            _ => {}
-        }
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        if let Some(s) = self.session.upgrade() {
-            if !s.is_closed() {
-                // Called from the connection's driver: this lands on its reactor thread
-                // (`peer::reactor_threads`), next to the driver that feeds the track.
-                tokio::spawn(super::track::run(track, s));
-            }
+        if let Some(connection) = self.connection.get() {
+            connection.close();
         }
     }
 }
