@@ -174,6 +174,13 @@ impl Connection {
         self.ended = true;
     }
 
+    /// Gives up on the connection after an internal failure: its publish ends, the loop drops
+    /// it (nothing more is sent: its state may be broken).
+    pub fn abort(&mut self) {
+        self.ended = true;
+        self.session.close("internal error");
+    }
+
     fn drain_reads(&mut self, now: Instant) {
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
             let track_id = match &message {

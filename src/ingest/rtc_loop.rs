@@ -142,6 +142,21 @@ impl Drop for RtcLoops {
     }
 }
 
+/// Runs `f` on one connection; if it panics (a bug in the stack or a codec, met by one
+/// publisher's packets), that connection is dropped and its publish ended, and the loop's
+/// other connections go on.
+fn guarded(connection: &mut Connection, f: impl FnOnce(&mut Connection)) {
+    if !survives(|| f(&mut *connection)) {
+        tracing::error!("a publisher's connection failed inside castgate; it is closed");
+        connection.abort();
+    }
+}
+
+/// Whether `f` returned rather than panicked.
+fn survives(f: impl FnOnce()) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok()
+}
+
 struct Slot {
     id: u64,
     connection: Connection,
@@ -186,14 +201,14 @@ impl LoopThread {
                 }
                 let (slot, socket) = (event.token().0 / MAX_SOCKETS, event.token().0 % MAX_SOCKETS);
                 if let Some(Some(s)) = self.slots.get_mut(slot) {
-                    s.connection.read(socket, &mut buf, now);
+                    guarded(&mut s.connection, |c| c.read(socket, &mut buf, now));
                     touched.push(slot);
                 }
             }
             for (i, slot) in self.slots.iter_mut().enumerate() {
                 let Some(s) = slot else { continue };
                 if touched.contains(&i) || s.connection.deadline().is_some_and(|d| d <= now) {
-                    s.connection.settle(now);
+                    guarded(&mut s.connection, |c| c.settle(now));
                 }
             }
             self.drop_ended();
@@ -280,5 +295,21 @@ impl LoopThread {
             s.connection.close(now);
         }
         self.drop_ended();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_contained_and_reported() {
+        assert!(survives(|| {}));
+        let mut touched = false;
+        assert!(!survives(|| {
+            touched = true;
+            panic!("a codec bug");
+        }));
+        assert!(touched);
     }
 }
