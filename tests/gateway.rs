@@ -32,3 +32,6 @@ mod load;
 
 #[path = "gateway/loss.rs"]
 mod loss;
+
+#[path = "gateway/datagrams.rs"]
+mod datagrams;
