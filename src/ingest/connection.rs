@@ -3,7 +3,6 @@
 //! Sender Reports go straight to the pipelines on the same thread, and what the connection and
 //! the pipelines have to send (ICE, DTLS, receiver reports, PLI, NACK) goes out.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +29,7 @@ use crate::rtp::RtpPacket;
 pub const MAX_DATAGRAM: usize = 2048;
 
 struct Track {
+    id: MediaStreamTrackId,
     receiver: RTCRtpReceiverId,
     pipeline: TrackPipeline,
 }
@@ -38,7 +38,8 @@ pub struct Connection {
     pc: RTCPeerConnection,
     sockets: Vec<(UdpSocket, SocketAddr)>,
     session: Arc<Session>,
-    tracks: HashMap<MediaStreamTrackId, Track>,
+    /// A publish has one or two tracks: a list is quicker to search per packet than a map.
+    tracks: Vec<Track>,
     /// The earliest timer of the connection and its pipelines, cached after every change.
     deadline: Option<Instant>,
     ended: bool,
@@ -86,7 +87,7 @@ impl Connection {
             pc,
             sockets: bound,
             session,
-            tracks: HashMap::new(),
+            tracks: Vec::new(),
             deadline: None,
             ended: false,
         };
@@ -153,7 +154,7 @@ impl Connection {
             }
             self.drain_reads(now);
         }
-        for track in self.tracks.values_mut() {
+        for track in self.tracks.iter_mut() {
             if track.pipeline.poll_timeout() <= now {
                 track.pipeline.handle_timeout(now);
             }
@@ -161,7 +162,7 @@ impl Connection {
         self.handle_events(now);
         self.send_feedback(now);
         self.flush(now);
-        let pipelines = self.tracks.values().map(|t| t.pipeline.poll_timeout());
+        let pipelines = self.tracks.iter().map(|t| t.pipeline.poll_timeout());
         self.deadline = self.pc.poll_timeout().into_iter().chain(pipelines).min();
     }
 
@@ -187,14 +188,14 @@ impl Connection {
                 RTCMessage::RtpPacket(id, _) | RTCMessage::RtcpPacket(id, _) => id,
                 _ => continue,
             };
-            if !self.tracks.contains_key(track_id) {
+            if !self.tracks.iter().any(|t| t.id == *track_id) {
                 // A track's first packet comes out together with its open event: make its
                 // pipeline first, so that the packet (often the first keyframe's) is not lost.
                 self.handle_events(now);
             }
             match message {
                 RTCMessage::RtpPacket(track_id, p) => {
-                    if let Some(track) = self.tracks.get_mut(&track_id) {
+                    if let Some(track) = self.tracks.iter_mut().find(|t| t.id == track_id) {
                         let packet = RtpPacket {
                             payload_type: p.header.payload_type,
                             sequence: p.header.sequence_number,
@@ -207,7 +208,7 @@ impl Connection {
                     }
                 }
                 RTCMessage::RtcpPacket(track_id, packets) => {
-                    if let Some(track) = self.tracks.get_mut(&track_id) {
+                    if let Some(track) = self.tracks.iter_mut().find(|t| t.id == track_id) {
                         track.pipeline.on_rtcp(&packets);
                     }
                 }
@@ -234,13 +235,12 @@ impl Connection {
                         now,
                     );
                     if let Some(pipeline) = pipeline {
-                        self.tracks.insert(
-                            init.track_id,
-                            Track {
-                                receiver: init.receiver_id,
-                                pipeline,
-                            },
-                        );
+                        self.tracks.retain(|t| t.id != init.track_id);
+                        self.tracks.push(Track {
+                            id: init.track_id,
+                            receiver: init.receiver_id,
+                            pipeline,
+                        });
                     }
                 }
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
@@ -264,7 +264,7 @@ impl Connection {
 
     /// The pipelines' PLIs and NACKs, through their track's receiver.
     fn send_feedback(&mut self, now: Instant) {
-        for track in self.tracks.values_mut() {
+        for track in self.tracks.iter_mut() {
             let mut packets = Vec::new();
             while let Some(p) = track.pipeline.poll_feedback() {
                 packets.push(p);
