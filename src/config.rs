@@ -48,7 +48,8 @@ pub struct HttpConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebRtcConfig {
-    /// Local IPs to gather ICE candidates on. Empty means every non-loopback interface.
+    /// Local IPs to receive media on. Empty, or a wildcard in the list, means the host's
+    /// addresses (`ingest::interfaces`).
     pub interfaces: Vec<IpAddr>,
     /// UDP port range `[first, last]` for media; one port per peer connection is taken from it.
     /// Unset means ephemeral ports chosen by the OS.

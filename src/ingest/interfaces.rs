@@ -48,6 +48,26 @@ pub fn host_addresses() -> io::Result<Vec<IpAddr>> {
     Ok(out)
 }
 
+/// The addresses to receive media on: the configured ones, where a wildcard (`0.0.0.0`, `::`)
+/// stands for the host's addresses of its family, and an empty list for all of them.
+pub fn media_addresses(configured: &[IpAddr], host: &[IpAddr]) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = configured
+        .iter()
+        .filter(|ip| !ip.is_unspecified())
+        .copied()
+        .collect();
+    for ip in host {
+        let wanted = configured.is_empty()
+            || configured
+                .iter()
+                .any(|c| c.is_unspecified() && c.is_ipv4() == ip.is_ipv4());
+        if wanted && !ips.contains(ip) {
+            ips.push(*ip);
+        }
+    }
+    ips
+}
+
 /// Not loopback, unspecified or multicast; for IPv6 not link-local (fe80::/10).
 fn usable(ip: IpAddr) -> bool {
     match ip {
@@ -74,6 +94,26 @@ mod tests {
         assert!(!usable("::1".parse().unwrap()));
         assert!(!usable("fe80::1".parse().unwrap()));
         assert!(!usable("ff02::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn wildcards_and_an_empty_list_stand_for_the_host_addresses() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let host = [ip("10.0.0.5"), ip("2001:db8::5"), ip("192.168.1.9")];
+        assert_eq!(media_addresses(&[], &host), host.to_vec());
+        assert_eq!(
+            media_addresses(&[ip("0.0.0.0")], &host),
+            vec![ip("10.0.0.5"), ip("192.168.1.9")]
+        );
+        assert_eq!(
+            media_addresses(&[ip("127.0.0.1"), ip("::")], &host),
+            vec![ip("127.0.0.1"), ip("2001:db8::5")]
+        );
+        assert_eq!(
+            media_addresses(&[ip("10.0.0.5"), ip("0.0.0.0")], &host),
+            vec![ip("10.0.0.5"), ip("192.168.1.9")],
+            "no address twice"
+        );
     }
 
     #[test]

@@ -107,8 +107,7 @@ impl Ingest {
         Ok(started)
     }
 
-    /// The addresses to receive media on: the configured interfaces, with a wildcard (or no
-    /// setting at all) standing for every address of the host.
+    /// The addresses to receive media on (see [`interfaces::media_addresses`]).
     fn media_addresses(&self) -> Result<Vec<IpAddr>, IngestError> {
         let configured = &self.shared.config.webrtc.interfaces;
         if !configured.is_empty() && !configured.iter().any(IpAddr::is_unspecified) {
@@ -116,21 +115,7 @@ impl Ingest {
         }
         let host = interfaces::host_addresses()
             .map_err(|e| IngestError::Internal(format!("cannot list the host's addresses: {e}")))?;
-        let mut ips: Vec<IpAddr> = configured
-            .iter()
-            .filter(|ip| !ip.is_unspecified())
-            .copied()
-            .collect();
-        for ip in host {
-            let wanted = configured.is_empty()
-                || configured
-                    .iter()
-                    .any(|c| c.is_unspecified() && c.is_ipv4() == ip.is_ipv4());
-            if wanted && !ips.contains(&ip) {
-                ips.push(ip);
-            }
-        }
-        Ok(ips)
+        Ok(interfaces::media_addresses(configured, &host))
     }
 
     /// Answers a WHIP offer for `stream_name` (already validated). On error nothing is left
