@@ -66,6 +66,7 @@ impl From<IngestError> for ApiError {
             IngestError::Unsupported(_) => StatusCode::NOT_ACCEPTABLE,
             IngestError::Conflict(_) => StatusCode::CONFLICT,
             IngestError::NoSession => StatusCode::NOT_FOUND,
+            IngestError::NoMediaPort => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal(detail) => {
                 tracing::error!(%detail, "WHIP publish failed");
                 return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error");

@@ -39,6 +39,9 @@ pub enum IngestError {
     /// Someone is publishing this stream name already (409).
     #[error("stream {0:?} is already being published")]
     Conflict(String),
+    /// Every media port of the configured range is taken (503: try again later).
+    #[error("no free media port; try again later")]
+    NoMediaPort,
     /// No such session (404).
     #[error("no such WHIP session")]
     NoSession,

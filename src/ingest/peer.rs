@@ -194,10 +194,16 @@ pub fn bind_sockets(
             }
         }
     }
-    Err(IngestError::Internal(format!(
-        "no usable media port: {}",
-        last_err.map(|e| e.to_string()).unwrap_or_default()
-    )))
+    match last_err {
+        // The range is full: a capacity limit, not a fault.
+        Some(e) if range.is_some() && e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(IngestError::NoMediaPort)
+        }
+        e => Err(IngestError::Internal(format!(
+            "no usable media port: {}",
+            e.map(|e| e.to_string()).unwrap_or_default()
+        ))),
+    }
 }
 
 fn bind_all(ips: &[IpAddr], port: u16) -> std::io::Result<Vec<UdpSocket>> {
@@ -248,6 +254,11 @@ mod tests {
         let picker = PortPicker::default();
         let again = bind_sockets(&ips, range, &picker).unwrap();
         assert_eq!(again[0].local_addr().unwrap().port(), busy + 1);
+        // Every port of the range taken: the range is full.
+        assert!(matches!(
+            bind_sockets(&ips, Some([busy, busy]), &picker),
+            Err(IngestError::NoMediaPort)
+        ));
         assert!(matches!(
             bind_sockets(&[], None, &picker),
             Err(IngestError::Internal(_))

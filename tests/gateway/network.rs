@@ -1,5 +1,6 @@
-//! Settings for real networks, checked on the SDP answer and headers: the media UDP port range,
-//! public IPs advertised for 1:1 NAT, and STUN/TURN servers advertised in `Link` headers.
+//! Settings for real networks, checked on the SDP answer and headers: the media UDP port range
+//! (and its ports coming back when publishes end), public IPs advertised for 1:1 NAT, and
+//! STUN/TURN servers advertised in `Link` headers.
 //!
 //! The offers here carry no candidates, so the gateway never sends a packet anywhere: the
 //! documentation address it advertises (203.0.113.7, TEST-NET-3) is only written, never used.
@@ -139,5 +140,52 @@ async fn stereo_is_asked_back_only_from_a_stereo_publisher() {
         );
         assert!(fmtp.contains("useinbandfec=1"), "{name}: {fmtp}");
     }
+    srv.shutdown().await;
+}
+
+/// A publisher that never connects holds its media port only until the idle timeout: with a
+/// one-port range, a second publish meanwhile gets 503, and one after the timeout gets the port.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_that_never_connects_frees_its_port_at_the_idle_timeout() {
+    init_tracing();
+    let port = free_port_block(1);
+    let mut config = test_config();
+    config.webrtc.udp_port_range = Some([port, port]);
+    config.stream.idle_timeout_secs = 1.0;
+    let srv = TestServer::start_with(config).await;
+
+    let first = post_offer(&srv, "ghost", &[H264, OPUS]).await;
+    let sdp = first.text().await.unwrap();
+    assert!(candidates(&sdp).iter().all(|(_, p)| *p == port), "{sdp}");
+
+    let res = http_client()
+        .post(srv.url("/whip/second"))
+        .header("content-type", "application/sdp")
+        .body(offer(&[H264, OPUS]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503, "the only port is taken");
+    assert!(
+        srv.stream_state("second").await.is_none(),
+        "a refused publish leaves no stream behind"
+    );
+
+    super::support::eventually(
+        "the silent publish to be ended",
+        std::time::Duration::from_secs(5),
+        || async { srv.stream_state("ghost").await.is_none().then_some(()) },
+    )
+    .await;
+    // Its connection closes on its loop thread right after; the port is then free again.
+    super::support::eventually(
+        "the port to be free",
+        std::time::Duration::from_secs(5),
+        || async { UdpSocket::bind(("127.0.0.1", port)).ok().map(drop) },
+    )
+    .await;
+    let again = post_offer(&srv, "third", &[H264, OPUS]).await;
+    let sdp = again.text().await.unwrap();
+    assert!(candidates(&sdp).iter().all(|(_, p)| *p == port), "{sdp}");
     srv.shutdown().await;
 }
