@@ -107,7 +107,7 @@ fn media_engine() -> Result<MediaEngine, IngestError> {
 /// default, too late for round trips over ~50 ms given the reorder wait; a faster tick costs a
 /// wake-up per tick per publisher, loss or not), and it sits before webrtc-rs unwraps RTX
 /// (RFC 4588), so it never sees a packet repaired that way and asks again for it. Lost video
-/// is asked for by the track loop instead (`rtp::nack`), from the reorder buffer's gaps:
+/// is asked for by the track pipeline instead (`rtp::nack`), from the reorder buffer's gaps:
 /// at once, then every 50 ms while open. What a receiver needs here:
 /// - receiver reports: loss and jitter for the publisher's rate control, and its RTT;
 /// - transport-wide congestion control feedback (transport-cc), which Chrome's bandwidth

@@ -1,4 +1,4 @@
-//! Lets RTCP Sender Reports reach the track loops. webrtc-rs drops inbound RTCP at the end of its
+//! Lets RTCP Sender Reports reach the track pipelines. webrtc-rs drops inbound RTCP at the end of its
 //! interceptor chain unless a packet is marked for the application, so this interceptor, placed
 //! after the default ones, re-emits each Sender Report on its own, marked.
 

@@ -1,6 +1,6 @@
 //! Packet loss on the publisher's path is repaired by NACK: the in-repo publisher withholds the
 //! first transmission of one video RTP packet in 30 (`PublishOptions::drop_video_packets`), the
-//! gateway asks for each (a Generic NACK from the track loop, `rtp::nack`), the publisher's NACK
+//! gateway asks for each (a Generic NACK from the track pipeline, `rtp::nack`), the publisher's NACK
 //! responder resends it, and the viewers get every frame, byte for byte, on an unbroken
 //! timeline. Without the NACKs the gateway drops every frame from a loss to the next keyframe
 //! (a freeze; the viewer got 13 of 180 frames), which this catches.
