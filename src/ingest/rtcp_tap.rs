@@ -1,6 +1,6 @@
-//! Lets RTCP Sender Reports reach the track pipelines. webrtc-rs drops inbound RTCP at the end of its
-//! interceptor chain unless a packet is marked for the application, so this interceptor, placed
-//! after the default ones, re-emits each Sender Report on its own, marked.
+//! Lets RTCP Sender Reports reach the track pipelines. webrtc-rs drops inbound RTCP at the end
+//! of its interceptor chain unless a packet is marked for the application, so this interceptor,
+//! placed after the default ones, re-emits each Sender Report on its own, marked.
 
 use std::collections::VecDeque;
 use std::time::Instant;
