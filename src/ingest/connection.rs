@@ -161,17 +161,17 @@ impl Connection {
         }
         self.handle_events(now);
         self.send_feedback(now);
-        self.flush(now);
+        self.flush();
         let pipelines = self.tracks.iter().map(|t| t.pipeline.poll_timeout());
         self.deadline = self.pc.poll_timeout().into_iter().chain(pipelines).min();
     }
 
     /// Closes the peer connection (a DTLS close alert goes out) and stops.
-    pub fn close(&mut self, now: Instant) {
+    pub fn close(&mut self) {
         if let Err(e) = self.pc.close() {
             tracing::debug!(error = %e, "closing peer connection");
         }
-        self.flush(now);
+        self.flush();
         self.ended = true;
     }
 
@@ -281,7 +281,7 @@ impl Connection {
     }
 
     /// Sends every datagram the connection has queued, from the socket it names.
-    fn flush(&mut self, _now: Instant) {
+    fn flush(&mut self) {
         while let Some(out) = self.pc.poll_write() {
             let local = out.transport.local_addr;
             let socket = self

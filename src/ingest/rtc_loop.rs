@@ -194,7 +194,7 @@ impl LoopThread {
             for event in events.iter() {
                 if event.token() == WAKER {
                     if !self.take_commands(now) {
-                        self.close_all(now);
+                        self.close_all();
                         return;
                     }
                     continue;
@@ -231,7 +231,7 @@ impl LoopThread {
                 }
                 Ok(Command::Close(id)) => {
                     if let Some(s) = self.slots.iter_mut().flatten().find(|s| s.id == id) {
-                        s.connection.close(now);
+                        s.connection.close();
                     }
                     self.drop_ended();
                 }
@@ -290,9 +290,9 @@ impl LoopThread {
         }
     }
 
-    fn close_all(&mut self, now: Instant) {
+    fn close_all(&mut self) {
         for s in self.slots.iter_mut().flatten() {
-            s.connection.close(now);
+            s.connection.close();
         }
         self.drop_ended();
     }
