@@ -35,3 +35,6 @@ mod loss;
 
 #[path = "gateway/datagrams.rs"]
 mod datagrams;
+
+#[path = "gateway/audio_only.rs"]
+mod audio_only;

@@ -58,7 +58,7 @@ pub(super) struct Pacing {
 
 /// Waits for the connection, then sends video and audio in real time following [`Schedule`].
 pub(super) async fn send_media(
-    video: Outgoing,
+    video: Option<Outgoing>,
     audio: Option<Outgoing>,
     source: MediaSource,
     pacing: Pacing,
@@ -80,12 +80,19 @@ pub(super) async fn send_media(
         )));
     }
 
-    let (video_pt, video_ssrc) = payload_type_and_ssrc(&video).await?;
+    let video = match &video {
+        Some(out) => Some((out, payload_type_and_ssrc(out).await?)),
+        None => None,
+    };
     let audio = match &audio {
         Some(out) => Some((out, payload_type_and_ssrc(out).await?)),
         None => None,
     };
-    let frames = source.video();
+    // Without a video track, no frame is scheduled.
+    let frames = match video {
+        Some(_) => source.video(),
+        None => &[],
+    };
     // Without an audio track, Opus packets are not scheduled at all.
     let packets = match audio {
         Some(_) => source.audio().unwrap_or(&[]),
@@ -105,6 +112,9 @@ pub(super) async fn send_media(
         }
         match (next, &audio) {
             (Next::Video(i), _) => {
+                let Some((out, (video_pt, video_ssrc))) = video else {
+                    continue;
+                };
                 let au = &frames[i];
                 let data = if pacing.latency_stamps {
                     super::sei::stamp_access_unit(&au.data, super::unix_micros())
@@ -116,8 +126,7 @@ pub(super) async fn send_media(
                     duration: frame_duration,
                     ..Sample::new(std::time::Instant::now())
                 };
-                video
-                    .track
+                out.track
                     .sample_writer(video_ssrc, video_pt)
                     .write_sample(&sample)
                     .await?;

@@ -73,6 +73,14 @@ impl MediaSource {
         })
     }
 
+    /// The same audio without the video: a publisher with a microphone and no camera.
+    pub fn without_video(&self) -> MediaSource {
+        MediaSource {
+            video: Vec::new().into(),
+            ..self.clone()
+        }
+    }
+
     /// The access units, in decoding order.
     pub fn video(&self) -> &[AccessUnit] {
         &self.video

@@ -173,7 +173,7 @@ struct Negotiated {
     location: Url,
     offer_sdp: String,
     answer_sdp: String,
-    video: Outgoing,
+    video: Option<Outgoing>,
     audio: Option<Outgoing>,
 }
 
@@ -186,7 +186,10 @@ async fn negotiate(
     opts: &PublishOptions,
     gathered: &mut watch::Receiver<bool>,
 ) -> Result<Negotiated, ClientError> {
-    let video = add_sendonly_track(pc, RtpCodecKind::Video, h264_codec()).await?;
+    let video = match source.video().is_empty() {
+        true => None,
+        false => Some(add_sendonly_track(pc, RtpCodecKind::Video, h264_codec()).await?),
+    };
     let audio = match source.audio() {
         Some(_) => Some(
             add_sendonly_track(pc, RtpCodecKind::Audio, opus_codec(source.audio_stereo())).await?,

@@ -15,7 +15,7 @@ use axum::Router;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-pub use super::shared::{http_get, probe_stream, probe_video};
+pub use super::shared::{http_get, probe_audio, probe_video};
 
 /// Where the test may run: inside a namespace made by `netns-run`, with both veth addresses.
 pub struct Namespace {
@@ -417,30 +417,6 @@ pub fn flv_video(flv: &[u8]) -> FlvVideo {
         video.complete_len = end;
     }
     video
-}
-
-#[derive(Debug)]
-pub struct AudioProbe {
-    pub codec: String,
-    pub sample_rate: u64,
-    /// Decoded AAC frames (1024 samples each).
-    pub frames: u64,
-}
-
-impl AudioProbe {
-    pub fn seconds(&self) -> f64 {
-        (self.frames * 1024) as f64 / self.sample_rate.max(1) as f64
-    }
-}
-
-pub fn probe_audio(file: &Path) -> AudioProbe {
-    let stream = &probe_stream(file, "a:0", "stream=codec_name,sample_rate,nb_read_frames");
-    let number = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
-    AudioProbe {
-        codec: stream["codec_name"].as_str().unwrap_or("none").to_string(),
-        sample_rate: number(&stream["sample_rate"]),
-        frames: number(&stream["nb_read_frames"]),
-    }
 }
 
 /// Chromium's fake microphone reaches both outputs as AAC, covering (nearly) the video.

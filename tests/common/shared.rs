@@ -96,3 +96,29 @@ pub fn probe_video(file: &Path) -> VideoProbe {
             .unwrap_or(0),
     }
 }
+
+/// Codec, rate and decoded frame count of the first audio stream of a file.
+#[derive(Debug)]
+pub struct AudioProbe {
+    pub codec: String,
+    pub sample_rate: u64,
+    /// Decoded AAC frames (1024 samples each).
+    pub frames: u64,
+}
+
+impl AudioProbe {
+    pub fn seconds(&self) -> f64 {
+        (self.frames * 1024) as f64 / self.sample_rate.max(1) as f64
+    }
+}
+
+/// [`AudioProbe`] of `file` (codec "none" if it has no audio).
+pub fn probe_audio(file: &Path) -> AudioProbe {
+    let stream = &probe_stream(file, "a:0", "stream=codec_name,sample_rate,nb_read_frames");
+    let number = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    AudioProbe {
+        codec: stream["codec_name"].as_str().unwrap_or("none").to_string(),
+        sample_rate: number(&stream["sample_rate"]),
+        frames: number(&stream["nb_read_frames"]),
+    }
+}

@@ -13,7 +13,7 @@ use castgate::server::Server;
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub use super::shared::{eventually, ffprobe_json, http_get, probe_video, VideoProbe};
+pub use super::shared::{eventually, ffprobe_json, http_get, probe_audio, probe_video, VideoProbe};
 
 /// Logs go to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=debug`).
 pub fn init_tracing() {
