@@ -20,9 +20,10 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverDirection};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::peer::{self, internal};
 use super::session::Session;
 use super::track::TrackPipeline;
-use super::{peer, IngestError};
+use super::IngestError;
 use crate::rtp::RtpPacket;
 
 /// Largest datagram read: above any MTU a publisher uses.
@@ -314,8 +315,4 @@ fn add_host_candidate(pc: &mut RTCPeerConnection, local: SocketAddr) -> Result<(
     .map_err(internal)?;
     let init = RTCIceCandidate::from(&host).to_json().map_err(internal)?;
     pc.add_local_candidate(init).map_err(internal)
-}
-
-fn internal(e: impl std::fmt::Display) -> IngestError {
-    IngestError::Internal(e.to_string())
 }

@@ -125,7 +125,8 @@ fn receive_interceptors(engine: &mut MediaEngine) -> Result<Registry, IngestErro
         ))
 }
 
-fn internal(e: impl std::fmt::Display) -> IngestError {
+/// A failure of castgate's own (500), with the cause kept for the log.
+pub(super) fn internal(e: impl std::fmt::Display) -> IngestError {
     IngestError::Internal(e.to_string())
 }
 

@@ -9,23 +9,12 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::support::{
-    expected_video, finish_publish, finish_viewers, fixture, init_tracing, output_dir, probe_video,
-    publish_and_watch, require_media_tools, write, write_hls_file, TestServer, Watched,
+    candidates, expected_video, finish_publish, finish_viewers, fixture, init_tracing, output_dir,
+    probe_video, publish_and_watch, require_media_tools, write, write_hls_file, TestServer,
+    Watched,
 };
 
 const FIXTURE_SECONDS: u32 = 4;
-
-/// The host candidates of an SDP (`a=candidate:… udp PRIORITY ADDRESS PORT typ host`).
-fn host_candidates(sdp: &str) -> Vec<SocketAddr> {
-    sdp.lines()
-        .filter_map(|l| l.strip_prefix("a=candidate:"))
-        .filter_map(|c| {
-            let f: Vec<&str> = c.split_whitespace().collect();
-            let addr = format!("{}:{}", f.get(4)?, f.get(5)?);
-            (f.get(7) == Some(&"host")).then(|| addr.parse().ok())?
-        })
-        .collect()
-}
 
 /// One datagram of each kind of junk, `round` varying the bytes.
 fn junk(round: u32, rng: &mut impl Rng) -> Vec<Vec<u8>> {
@@ -68,7 +57,10 @@ async fn garbage_datagrams_at_the_media_port_do_not_disturb_the_publish() {
     let srv = TestServer::start().await;
     let Watched { session, flv, hls } =
         publish_and_watch(&srv, "junk", fixture.media_source()).await;
-    let targets = host_candidates(session.answer_sdp());
+    let targets: Vec<SocketAddr> = candidates(session.answer_sdp())
+        .into_iter()
+        .map(|(ip, port)| SocketAddr::new(ip.parse().expect("candidate address"), port))
+        .collect();
     assert!(
         !targets.is_empty(),
         "no host candidate in the answer:\n{}",

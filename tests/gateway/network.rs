@@ -10,7 +10,7 @@ use std::net::UdpSocket;
 use castgate::config::IceServer;
 
 use super::hostile::{offer, Section, H264, OPUS, OPUS_STEREO};
-use super::support::{http_client, init_tracing, test_config, TestServer};
+use super::support::{candidates, http_client, init_tracing, test_config, TestServer};
 
 /// A free block of `n` consecutive UDP ports on 127.0.0.1 (probed by binding each).
 fn free_port_block(n: u16) -> u16 {
@@ -23,17 +23,6 @@ fn free_port_block(n: u16) -> u16 {
         return first;
     }
     panic!("no free block of {n} UDP ports on 127.0.0.1");
-}
-
-/// `(address, port)` of every candidate in an SDP.
-fn candidates(sdp: &str) -> Vec<(String, u16)> {
-    sdp.lines()
-        .filter_map(|l| l.strip_prefix("a=candidate:"))
-        .map(|c| {
-            let f: Vec<&str> = c.split_whitespace().collect();
-            (f[4].to_string(), f[5].parse().expect("candidate port"))
-        })
-        .collect()
 }
 
 /// POSTs a WHIP offer with these sections for stream `name`; it must be accepted (201).

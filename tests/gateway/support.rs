@@ -207,6 +207,17 @@ pub fn video_key_frames(file: &Path) -> Vec<bool> {
         .unwrap_or_default()
 }
 
+/// `(address, port)` of every candidate in an SDP.
+pub fn candidates(sdp: &str) -> Vec<(String, u16)> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=candidate:"))
+        .map(|c| {
+            let f: Vec<&str> = c.split_whitespace().collect();
+            (f[4].to_string(), f[5].parse().expect("candidate port"))
+        })
+        .collect()
+}
+
 /// The network rule of these tests: every ICE candidate in `sdp` is a plain 127.0.0.1 host
 /// candidate (no other interface, no mDNS name, no server-reflexive address), and there is one.
 pub fn assert_loopback_candidates(what: &str, sdp: &str) {
