@@ -38,3 +38,6 @@ mod datagrams;
 
 #[path = "gateway/audio_only.rs"]
 mod audio_only;
+
+#[path = "gateway/simulcast.rs"]
+mod simulcast;

@@ -22,6 +22,8 @@ pub enum ClientError {
     Audio(#[from] OggError),
     #[error("invalid frame rate {0}: must be 1..=1000")]
     FrameRate(u32),
+    #[error("invalid simulcast layers: {0}")]
+    Layers(String),
     #[error("invalid WHIP endpoint URL {url}: {reason}")]
     Endpoint { url: String, reason: String },
     #[error("HTTP request failed: {0}")]

@@ -58,6 +58,7 @@ impl FixtureAudio {
 struct Recipe {
     name: String,
     video: String,
+    size: (u32, u32),
     audio: String,
     audio_coding: FixtureAudio,
 }
@@ -65,12 +66,22 @@ struct Recipe {
 impl Recipe {
     /// ffmpeg's moving test pattern and a steady 440 Hz tone.
     fn test_pattern(seconds: u32, audio: FixtureAudio) -> Recipe {
+        Self::sized_test_pattern(seconds, audio, (FIXTURE_WIDTH, FIXTURE_HEIGHT))
+    }
+
+    /// The test pattern at another picture size.
+    fn sized_test_pattern(
+        seconds: u32,
+        audio: FixtureAudio,
+        (width, height): (u32, u32),
+    ) -> Recipe {
         Recipe {
             name: format!(
-                "castgate-v{RECIPE_VERSION}-{seconds}s-{FIXTURE_WIDTH}x{FIXTURE_HEIGHT}-{FIXTURE_FPS}fps-{}",
+                "castgate-v{RECIPE_VERSION}-{seconds}s-{width}x{height}-{FIXTURE_FPS}fps-{}",
                 audio.label()
             ),
-            video: format!("testsrc2=size={FIXTURE_WIDTH}x{FIXTURE_HEIGHT}:rate={FIXTURE_FPS}"),
+            video: format!("testsrc2=size={width}x{height}:rate={FIXTURE_FPS}"),
+            size: (width, height),
             audio: "sine=frequency=440:sample_rate=48000".into(),
             audio_coding: audio,
         }
@@ -94,6 +105,7 @@ impl Recipe {
                  drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:\
                  enable='gt(n,0)*not(mod(n,{FIXTURE_FPS}))'"
             ),
+            size: (FIXTURE_WIDTH, FIXTURE_HEIGHT),
             audio: format!(
                 "aevalsrc='if(gte(n,{RATE})*lt(mod(n,{RATE}),{burst_samples}),\
                  0.5*sin(2*PI*{SYNC_TONE_HZ}*n/{RATE}),0)':s={RATE}:c=stereo"
@@ -142,6 +154,27 @@ pub fn generate_fixture_with_audio(
     generate(dir, seconds, Recipe::test_pattern(seconds, audio))
 }
 
+/// [`generate_fixture`] at a picture size other than [`FIXTURE_WIDTH`] × [`FIXTURE_HEIGHT`]
+/// (the same pattern, frame rate, keyframes and audio): the layers of a simulcast publish, or
+/// the two halves of a resolution change.
+pub fn generate_sized_fixture(
+    dir: &Path,
+    seconds: u32,
+    width: u32,
+    height: u32,
+) -> Result<Fixture, ClientError> {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
+        return Err(ClientError::Ffmpeg(format!(
+            "fixture size {width}x{height}: both sides must be even and non-zero"
+        )));
+    }
+    generate(
+        dir,
+        seconds,
+        Recipe::sized_test_pattern(seconds, FixtureAudio::Stereo, (width, height)),
+    )
+}
+
 /// Like [`generate_fixture`], but the media is an A/V sync signal: 640x360 at 30 fps, black
 /// except for one full-white frame at t = 1, 2, 3 ... s (frame 30k), and 48 kHz stereo silence
 /// except for a [`SYNC_TONE_HZ`] burst of [`SYNC_BURST_MS`] starting exactly at each of those
@@ -161,7 +194,7 @@ fn generate(dir: &Path, seconds: u32, recipe: Recipe) -> Result<Fixture, ClientE
     let h264_path = dir.join(format!("{name}.h264"));
     let ogg_path = dir.join(format!("{name}.ogg"));
 
-    if let Ok(fixture) = load(&h264_path, &ogg_path) {
+    if let Ok(fixture) = load(&h264_path, &ogg_path, recipe.size) {
         return Ok(fixture);
     }
     std::fs::create_dir_all(dir).map_err(|source| ClientError::Io {
@@ -178,7 +211,7 @@ fn generate(dir: &Path, seconds: u32, recipe: Recipe) -> Result<Fixture, ClientE
     let _ = std::fs::remove_file(&h264_tmp);
     let _ = std::fs::remove_file(&ogg_tmp);
     result?;
-    load(&h264_path, &ogg_path)
+    load(&h264_path, &ogg_path, recipe.size)
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), ClientError> {
@@ -188,13 +221,17 @@ fn rename(from: &Path, to: &Path) -> Result<(), ClientError> {
     })
 }
 
-fn load(h264_path: &Path, ogg_path: &Path) -> Result<Fixture, ClientError> {
+fn load(
+    h264_path: &Path,
+    ogg_path: &Path,
+    (width, height): (u32, u32),
+) -> Result<Fixture, ClientError> {
     let source = MediaSource::from_files(h264_path, FIXTURE_FPS, Some(ogg_path))?;
     Ok(Fixture {
         h264_path: h264_path.to_path_buf(),
         ogg_path: ogg_path.to_path_buf(),
-        width: FIXTURE_WIDTH,
-        height: FIXTURE_HEIGHT,
+        width,
+        height,
         fps: FIXTURE_FPS,
         video_frames: source.video_frames(),
         video_keyframes: source.video_keyframes(),
@@ -284,6 +321,10 @@ mod tests {
         assert_eq!(pattern.name, "castgate-v2-20s-640x360-30fps-stereo");
         assert_eq!(mono.name, "castgate-v2-20s-640x360-30fps-mono");
         assert_eq!(sync.name, "castgate-sync-v1-20s-640x360-30fps");
+        let small = Recipe::sized_test_pattern(20, FixtureAudio::Stereo, (320, 180));
+        assert_eq!(small.name, "castgate-v2-20s-320x180-30fps-stereo");
+        assert!(small.video.contains("size=320x180"), "{}", small.video);
+        assert!(generate_sized_fixture(Path::new("/nonexistent"), 1, 321, 180).is_err());
     }
 
     #[test]

@@ -11,18 +11,21 @@ pub mod ogg_opus;
 mod pacer;
 mod peer;
 pub mod sei;
+mod simulcast;
 mod source;
 mod whip;
 
 pub use annexb::AccessUnit;
 pub use error::ClientError;
 pub use fixture::{
-    generate_fixture, generate_fixture_with_audio, generate_sync_fixture, Fixture, FixtureAudio,
-    FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_VIDEO_KBPS, FIXTURE_WIDTH, SYNC_BURST_MS, SYNC_TONE_HZ,
+    generate_fixture, generate_fixture_with_audio, generate_sized_fixture, generate_sync_fixture,
+    Fixture, FixtureAudio, FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_VIDEO_KBPS, FIXTURE_WIDTH,
+    SYNC_BURST_MS, SYNC_TONE_HZ,
 };
 pub use ogg_opus::OpusPacket;
 pub use pacer::SendStats;
-pub use source::{sample_duration, MediaSource, AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
+pub use simulcast::accepted_layers;
+pub use source::{sample_duration, MediaSource, VideoLayer, AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 pub use whip::{publish, PublishOptions, PublishSession};
 
 /// Wall-clock time in µs since the Unix epoch: what latency stamps ([`sei`]) carry, read by the

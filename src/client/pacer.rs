@@ -9,9 +9,11 @@ use rtc::media::Sample;
 use tokio::sync::watch;
 use webrtc::peer_connection::RTCPeerConnectionState;
 
+use super::annexb::AccessUnit;
 use super::error::ClientError;
 use super::ogg_opus::OpusPacket;
 use super::peer::{failed, payload_type_and_ssrc, Outgoing};
+use super::simulcast::{identifying_extensions, SimulcastOut, IDENTIFIED_FRAMES};
 use super::source::{sample_duration, MediaSource, AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 
 /// What has been sent so far.
@@ -116,20 +118,36 @@ pub(super) async fn send_media(
                     continue;
                 };
                 let au = &frames[i];
-                let data = if pacing.latency_stamps {
-                    super::sei::stamp_access_unit(&au.data, super::unix_micros())
-                } else {
-                    au.data.clone()
-                };
-                let sample = Sample {
-                    data,
+                let sample = |au: &AccessUnit| Sample {
+                    data: if pacing.latency_stamps {
+                        super::sei::stamp_access_unit(&au.data, super::unix_micros())
+                    } else {
+                        au.data.clone()
+                    },
                     duration: frame_duration,
                     ..Sample::new(std::time::Instant::now())
                 };
-                out.track
-                    .sample_writer(video_ssrc, video_pt)
-                    .write_sample(&sample)
-                    .await?;
+                match &out.simulcast {
+                    None => {
+                        out.track
+                            .sample_writer(video_ssrc, video_pt)
+                            .write_sample(&sample(au))
+                            .await?;
+                    }
+                    // Simulcast: the same picture on every layer, each coded at its own size.
+                    Some(SimulcastOut { mid, layers }) => {
+                        let sent = counters.video_frames.load(Ordering::Relaxed);
+                        for layer in layers {
+                            let mut writer = out.track.sample_writer(layer.ssrc, video_pt);
+                            if sent < IDENTIFIED_FRAMES {
+                                for ext in identifying_extensions(mid, &layer.rid) {
+                                    writer = writer.with_extension(ext);
+                                }
+                            }
+                            writer.write_sample(&sample(&layer.video[i])).await?;
+                        }
+                    }
+                }
                 counters.video_frames.fetch_add(1, Ordering::Relaxed);
                 if au.keyframe {
                     counters.video_keyframes.fetch_add(1, Ordering::Relaxed);

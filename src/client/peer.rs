@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -25,6 +26,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::error::ClientError;
 use super::lossy::{Loss, LossyVideo, LOSSY_SLOT};
+use super::simulcast::SimulcastOut;
 use super::source::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 
 /// Payload types we offer; the answer echoes them (RFC 8829 §5.3.1), so they are what we send.
@@ -55,16 +57,23 @@ impl PeerConnectionEventHandler for Events {
 pub(super) struct Outgoing {
     pub(super) track: Arc<TrackLocalStaticSample>,
     pub(super) sender: Arc<dyn RtpSender>,
+    /// Video sent as simulcast layers (set once the answer says which).
+    pub(super) simulcast: Option<SimulcastOut>,
 }
 
-/// `loss`: simulated loss on the video (`lossy.rs`), for tests.
+/// `loss`: simulated loss on the video (`lossy.rs`), for tests. `simulcast`: the video goes
+/// out as rid-identified layers, which needs the MID and RID header extensions.
 pub(super) async fn build_peer_connection(
     udp_addrs: &[String],
     stereo: bool,
+    simulcast: bool,
     loss: Option<Loss>,
     events: Events,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     let mut media_engine = MediaEngine::default();
+    if simulcast {
+        configure_simulcast_extension_headers(&mut media_engine)?;
+    }
     // Only what a WHIP ingest of castgate takes: H.264 packetization-mode 1 (non-interleaved,
     // FU-A/STAP-A, RFC 6184 §6.3) at constrained baseline, and Opus.
     let video_feedback = ["nack", "nack pli", "ccm fir"]
@@ -148,25 +157,34 @@ pub(super) fn opus_codec(stereo: bool) -> RTCRtpCodec {
     }
 }
 
+/// A send-only track: one encoding, or one per simulcast layer in `rids` (each with its own
+/// SSRC; webrtc-rs then offers `a=rid` and `a=simulcast`, RFC 8853).
 pub(super) async fn add_sendonly_track(
     pc: &Arc<dyn PeerConnection>,
     kind: RtpCodecKind,
     codec: RTCRtpCodec,
+    rids: &[&str],
 ) -> Result<Outgoing, ClientError> {
     let stream_id = "castgate-publisher".to_string();
+    let encoding = |rid: &str| RTCRtpEncodingParameters {
+        rtp_coding_parameters: RTCRtpCodingParameters {
+            ssrc: Some(rand::random::<u32>()),
+            rid: rid.into(),
+            ..Default::default()
+        },
+        codec: codec.clone(),
+        ..Default::default()
+    };
+    let encodings = match rids {
+        [] => vec![encoding("")],
+        rids => rids.iter().map(|rid| encoding(rid)).collect(),
+    };
     let track = MediaStreamTrack::new(
         stream_id.clone(),
         format!("castgate-{kind}"),
         format!("castgate-{kind}"),
         kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(rand::random::<u32>()),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
+        encodings,
     );
     let track = Arc::new(TrackLocalStaticSample::new(
         std::time::Instant::now(),
@@ -186,7 +204,11 @@ pub(super) async fn add_sendonly_track(
         .sender()
         .await?
         .ok_or_else(|| ClientError::ConnectionLost("transceiver has no sender".into()))?;
-    Ok(Outgoing { track, sender })
+    Ok(Outgoing {
+        track,
+        sender,
+        simulcast: None,
+    })
 }
 
 pub(super) async fn payload_type_and_ssrc(

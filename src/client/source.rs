@@ -19,6 +19,16 @@ pub struct MediaSource {
     video: Arc<[AccessUnit]>,
     fps: u32,
     audio: Option<Arc<[OpusPacket]>>,
+    /// Simulcast: the same pictures coded once per layer, sent as one video track whose
+    /// layers are told apart by rid (RFC 8853). Empty for an ordinary publish.
+    layers: Arc<[VideoLayer]>,
+}
+
+/// One simulcast layer of a [`MediaSource`].
+#[derive(Clone, Debug)]
+pub struct VideoLayer {
+    pub rid: String,
+    pub video: Arc<[AccessUnit]>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ClientError> {
@@ -70,13 +80,56 @@ impl MediaSource {
             video: video.into(),
             fps,
             audio: audio.map(Into::into),
+            layers: Vec::new().into(),
         })
+    }
+
+    /// This source's audio with its video sent as simulcast layers, one per `(rid, source)`
+    /// in the order given (the offer's order of preference, RFC 8853 §5.2): the video of each
+    /// source is that layer. The layers must have the same frame rate and number of frames, as
+    /// an encoder's layers code the same pictures.
+    pub fn with_layers(&self, layers: &[(&str, &MediaSource)]) -> Result<MediaSource, ClientError> {
+        let Some((_, first)) = layers.first() else {
+            return Err(ClientError::Layers("no layer given".into()));
+        };
+        for (rid, layer) in layers {
+            if layer.fps != first.fps || layer.video.len() != first.video.len() {
+                return Err(ClientError::Layers(format!(
+                    "layer {rid:?} has {} frames at {} fps, the first {} at {}",
+                    layer.video.len(),
+                    layer.fps,
+                    first.video.len(),
+                    first.fps
+                )));
+            }
+            if rid.is_empty() || !rid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(ClientError::Layers(format!("bad rid {rid:?}")));
+            }
+        }
+        Ok(MediaSource {
+            video: first.video.clone(),
+            fps: first.fps,
+            audio: self.audio.clone(),
+            layers: layers
+                .iter()
+                .map(|(rid, source)| VideoLayer {
+                    rid: rid.to_string(),
+                    video: source.video.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The simulcast layers (empty unless made by [`MediaSource::with_layers`]).
+    pub fn layers(&self) -> &[VideoLayer] {
+        &self.layers
     }
 
     /// The same audio without the video: a publisher with a microphone and no camera.
     pub fn without_video(&self) -> MediaSource {
         MediaSource {
             video: Vec::new().into(),
+            layers: Vec::new().into(),
             ..self.clone()
         }
     }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use webrtc::media_stream::Track;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
 use super::error::ClientError;
@@ -18,6 +19,7 @@ use super::pacer::{send_media, Counters, Pacing, SendStats};
 use super::peer::{
     add_sendonly_track, build_peer_connection, failed, h264_codec, opus_codec, Events, Outgoing,
 };
+use super::simulcast::{accepted_layers, video_mid, LayerOut, SimulcastOut};
 use super::source::MediaSource;
 
 /// How a publisher behaves. `Default` binds ICE to loopback only: a caller that wants to reach
@@ -48,6 +50,10 @@ pub struct PublishOptions {
     /// With `drop_video_packets`: hold each NACK retransmission this long before it goes out,
     /// standing in for the round trip a repair takes on a real path (loopback has none).
     pub resend_delay: Duration,
+    /// Simulcast sources ([`MediaSource::with_layers`]): keep sending the layers the answer
+    /// did not accept, as a faulty sender would, for tests of the receiver's filter. A
+    /// well-behaved sender (the default) sends only the accepted ones.
+    pub send_unaccepted_layers: bool,
 }
 
 impl Default for PublishOptions {
@@ -62,6 +68,7 @@ impl Default for PublishOptions {
             latency_stamps: false,
             drop_video_packets: None,
             resend_delay: Duration::ZERO,
+            send_unaccepted_layers: false,
         }
     }
 }
@@ -114,6 +121,7 @@ pub async fn publish(
     let pc = build_peer_connection(
         &opts.udp_addrs,
         source.audio_stereo(),
+        !source.layers().is_empty(),
         loss,
         Events {
             gathered: gathered_tx,
@@ -186,13 +194,20 @@ async fn negotiate(
     opts: &PublishOptions,
     gathered: &mut watch::Receiver<bool>,
 ) -> Result<Negotiated, ClientError> {
+    let rids: Vec<&str> = source.layers().iter().map(|l| l.rid.as_str()).collect();
     let video = match source.video().is_empty() {
         true => None,
-        false => Some(add_sendonly_track(pc, RtpCodecKind::Video, h264_codec()).await?),
+        false => Some(add_sendonly_track(pc, RtpCodecKind::Video, h264_codec(), &rids).await?),
     };
     let audio = match source.audio() {
         Some(_) => Some(
-            add_sendonly_track(pc, RtpCodecKind::Audio, opus_codec(source.audio_stereo())).await?,
+            add_sendonly_track(
+                pc,
+                RtpCodecKind::Audio,
+                opus_codec(source.audio_stereo()),
+                &[],
+            )
+            .await?,
         ),
         None => None,
     };
@@ -246,6 +261,10 @@ async fn negotiate(
         let _ = delete_session(http, &location, bearer, opts.request_timeout).await;
         return Err(e.into());
     }
+    let mut video = video;
+    if let Some(out) = video.as_mut().filter(|_| !rids.is_empty()) {
+        out.simulcast = Some(layers_to_send(out, source, &offer.sdp, &body, opts).await?);
+    }
     Ok(Negotiated {
         location,
         offer_sdp: offer.sdp,
@@ -253,6 +272,42 @@ async fn negotiate(
         video,
         audio,
     })
+}
+
+/// The simulcast layers to send: those the answer accepted (RFC 8853 §5.3; the first alone
+/// when it declined simulcast), or all with [`PublishOptions::send_unaccepted_layers`].
+async fn layers_to_send(
+    out: &Outgoing,
+    source: &MediaSource,
+    offer_sdp: &str,
+    answer_sdp: &str,
+    opts: &PublishOptions,
+) -> Result<SimulcastOut, ClientError> {
+    let mid = video_mid(offer_sdp)
+        .ok_or_else(|| ClientError::ConnectionLost("the offer has no video mid".into()))?;
+    let accepted = accepted_layers(answer_sdp);
+    let mut layers = Vec::new();
+    for ssrc in out.track.ssrcs().await {
+        let Some(rid) = out.track.rid(ssrc).await else {
+            continue;
+        };
+        let Some(layer) = source.layers().iter().find(|l| l.rid == rid) else {
+            continue;
+        };
+        let wanted = opts.send_unaccepted_layers
+            || match &accepted {
+                Some(rids) => rids.contains(&layer.rid),
+                None => source.layers().first().is_some_and(|l| l.rid == rid),
+            };
+        if wanted {
+            layers.push(LayerOut {
+                rid: layer.rid.clone(),
+                ssrc,
+                video: layer.video.clone(),
+            });
+        }
+    }
+    Ok(SimulcastOut { mid, layers })
 }
 
 /// DELETE on the session resource (RFC 9725 §4.2); any 2xx is success.

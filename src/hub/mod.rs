@@ -7,9 +7,11 @@ mod flv_fanout;
 mod flv_merge_tests;
 pub mod latency;
 mod meter;
+mod simulcast;
 mod stream;
 
 pub use flv_fanout::{FlvSubscription, FlvViewerStream};
+pub use simulcast::{SimulcastInfo, SimulcastLayers};
 pub use stream::{Stream, StreamInfo, StreamSettings, StreamState, VideoPushed};
 
 use std::collections::HashMap;

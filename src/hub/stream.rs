@@ -2,7 +2,7 @@
 //! viewer (the FLV tag fan-out with its GOP cache, and the HLS segment window).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 use super::flv_batch::FlvBatcher;
 use super::flv_fanout::{FlvCache, FlvKind, FlvPacket, FlvSubscription};
 use super::meter::{ClientTracker, RateMeter};
+use super::simulcast::{SimulcastInfo, SimulcastLayers};
 use crate::media::clock::{MediaClock, TrackId};
 use crate::media::h264::ParameterSets;
 use crate::media::{Codec, Frame, CLOCK_RATE};
@@ -78,6 +79,9 @@ pub struct StreamInfo {
     pub viewers: Viewers,
     /// Latency the gateway adds, since the publish began (see `hub/latency.rs`).
     pub latency: super::latency::LatencyInfo,
+    /// Present when the publisher offered simulcast layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulcast: Option<SimulcastInfo>,
 }
 
 /// What [`Stream::push_video`] did with a frame.
@@ -130,6 +134,7 @@ pub struct Stream {
     flv_merge_from_viewers: usize,
     frames_in: AtomicU64,
     latency: super::latency::StreamLatency,
+    simulcast: OnceLock<Arc<SimulcastLayers>>,
 }
 
 struct Inner {
@@ -191,6 +196,7 @@ impl Stream {
             flv_merge_from_viewers: settings.flv_merge_from_viewers,
             frames_in: AtomicU64::new(0),
             latency: super::latency::StreamLatency::default(),
+            simulcast: OnceLock::new(),
         }
     }
 
@@ -490,7 +496,13 @@ impl Stream {
                 hls: hls_viewers,
             },
             latency: self.latency.info(),
+            simulcast: self.simulcast.get().map(|s| s.info()),
         }
+    }
+
+    /// The publish offered simulcast: which layers, and which one is received.
+    pub fn set_simulcast(&self, layers: Arc<SimulcastLayers>) {
+        let _ = self.simulcast.set(layers);
     }
 
     /// A new sequence header: kept for viewers to come, sent to those watching.

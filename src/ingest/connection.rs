@@ -20,10 +20,12 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverDirection};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::layer_tap::LayerTap;
 use super::peer::{self, internal};
 use super::session::Session;
 use super::track::TrackPipeline;
-use super::IngestError;
+use super::{simulcast_offer, IngestError};
+use crate::hub::SimulcastLayers;
 use crate::rtp::RtpPacket;
 
 /// Largest datagram read: above any MTU a publisher uses.
@@ -55,7 +57,28 @@ impl Connection {
         sockets: Vec<std::net::UdpSocket>,
         now: Instant,
     ) -> Result<(Connection, String), IngestError> {
-        let mut pc = peer::build(now)?;
+        // A simulcast offer is answered for its highest layer alone (`simulcast_offer`), and
+        // packets of the others are filtered out in the interceptor chain (`layer_tap`).
+        let (offer, layers) = match simulcast_offer::plan(&offer) {
+            Some(plan) => {
+                let layers = Arc::new(SimulcastLayers {
+                    offered: plan.offered.iter().map(|l| l.rid.clone()).collect(),
+                    received: plan.chosen.clone(),
+                    ..Default::default()
+                });
+                tracing::info!(
+                    stream = session.stream().name(),
+                    offered = ?layers.offered,
+                    received = %plan.chosen,
+                    "simulcast offer: receiving one layer"
+                );
+                session.stream().set_simulcast(layers.clone());
+                let tap = LayerTap::new(plan.demux, layers);
+                (plan.offer_for_answer, Some(tap))
+            }
+            None => (offer, None),
+        };
+        let mut pc = peer::build(now, layers)?;
         let offer = RTCSessionDescription::offer(offer)
             .map_err(|e| IngestError::BadOffer(e.to_string()))?;
         pc.set_remote_description(now, offer)

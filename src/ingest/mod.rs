@@ -5,12 +5,15 @@
 
 mod connection;
 mod interfaces;
+mod layer_tap;
 mod nat;
 mod offer;
 mod peer;
+mod read_tap;
 mod rtc_loop;
 mod rtcp_tap;
 mod session;
+mod simulcast_offer;
 mod track;
 
 pub use session::Session;

@@ -18,6 +18,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
 
+use super::layer_tap::{LayerTap, LAYER_TAP_SLOT};
+use super::read_tap::ReadTap;
 use super::rtcp_tap::{SenderReportTap, SENDER_REPORT_TAP_SLOT};
 use super::IngestError;
 
@@ -112,17 +114,25 @@ fn media_engine() -> Result<MediaEngine, IngestError> {
 /// - receiver reports: loss and jitter for the publisher's rate control, and its RTT;
 /// - transport-wide congestion control feedback (transport-cc), which Chrome's bandwidth
 ///   estimator is driven by;
-/// - our tap of the publisher's sender reports, which map RTP time to wall time.
-fn receive_interceptors(engine: &mut MediaEngine) -> Result<Registry, IngestError> {
+/// - our tap of the publisher's sender reports, which map RTP time to wall time;
+/// - for a simulcast offer, the layer filter (`layer_tap`), which keeps the one layer received.
+fn receive_interceptors(
+    engine: &mut MediaEngine,
+    layers: Option<LayerTap>,
+) -> Result<Registry, IngestError> {
     // The `mid`/`rid` header extensions let the receiver match packets to transceivers.
     configure_simulcast_extension_headers(engine).map_err(internal)?;
     let registry = configure_twcc_receiver_only(Registry::new(), engine).map_err(internal)?;
-    Ok(registry
+    let registry = registry
         .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         .with(
             Slot::from(SENDER_REPORT_TAP_SLOT),
-            SenderReportTap::default(),
-        ))
+            ReadTap::new(SenderReportTap),
+        );
+    Ok(match layers {
+        Some(tap) => registry.with(Slot::from(LAYER_TAP_SLOT), ReadTap::new(tap)),
+        None => registry,
+    })
 }
 
 /// A failure of castgate's own (500), with the cause kept for the log.
@@ -155,10 +165,11 @@ impl PortPicker {
 }
 
 /// A sans-IO peer connection with castgate's codecs and receive interceptors. It reaches the
-/// network only through the loop that drives it (`rtc_loop`).
-pub fn build(now: Instant) -> Result<RTCPeerConnection, IngestError> {
+/// network only through the loop that drives it (`rtc_loop`). `layers`: the simulcast layer
+/// filter, for an offer that sends several layers.
+pub fn build(now: Instant, layers: Option<LayerTap>) -> Result<RTCPeerConnection, IngestError> {
     let mut engine = media_engine()?;
-    let registry = receive_interceptors(&mut engine)?;
+    let registry = receive_interceptors(&mut engine, layers)?;
     // Server side, mDNS is useless, and it fails on hosts without a multicast route.
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);

@@ -15,6 +15,7 @@
 
 mod error;
 pub mod h264;
+pub mod layer_demux;
 pub mod nack;
 pub mod opus;
 pub mod packet;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 pub use error::RtpError;
 pub use h264::{H264Depacketizer, H264Event};
+pub use layer_demux::{LayerDemux, LayerDemuxConfig, LayerDemuxStats, LayerPacket, LayerVerdict};
 pub use nack::NackScheduler;
 pub use opus::{OpusDepacketizer, OpusEvent};
 pub use packet::RtpPacket;

@@ -52,6 +52,16 @@ pub async fn fixture(seconds: u32) -> castgate::client::Fixture {
         .expect("ffmpeg makes the fixture")
 }
 
+/// [`fixture`] at another picture size.
+pub async fn sized_fixture(seconds: u32, width: u32, height: u32) -> castgate::client::Fixture {
+    tokio::task::spawn_blocking(move || {
+        castgate::client::generate_sized_fixture(&fixture_dir(), seconds, width, height)
+    })
+    .await
+    .expect("fixture task")
+    .expect("ffmpeg makes the fixture")
+}
+
 pub fn output_dir(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("gateway-output")
@@ -114,17 +124,22 @@ impl TestServer {
 
     /// The `state` of stream `name` in `GET /api/streams`, or `None` if it is not listed.
     pub async fn stream_state(&self, name: &str) -> Option<String> {
+        self.stream_json(name)
+            .await
+            .map(|s| s["state"].as_str().unwrap_or("").to_string())
+    }
+
+    /// Stream `name` as `GET /api/streams` lists it, or `None` if it is not listed.
+    pub async fn stream_json(&self, name: &str) -> Option<serde_json::Value> {
         let (status, body) = self.get("/api/streams").await;
         assert_eq!(status, 200, "GET /api/streams");
-        let json: serde_json::Value = serde_json::from_slice(&body)
+        let mut json: serde_json::Value = serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("/api/streams is not JSON ({e}): {body:?}"));
         let streams = json["streams"]
-            .as_array()
-            .unwrap_or_else(|| panic!("/api/streams has no `streams` array: {json}"));
-        streams
-            .iter()
-            .find(|s| s["name"] == name)
-            .map(|s| s["state"].as_str().unwrap_or("").to_string())
+            .as_array_mut()
+            .unwrap_or_else(|| panic!("/api/streams has no `streams` array"));
+        let i = streams.iter().position(|s| s["name"] == name)?;
+        Some(streams.swap_remove(i))
     }
 
     pub async fn shutdown(self) {
