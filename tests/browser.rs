@@ -7,6 +7,8 @@
 //! `../shared/tools/netns-run` (veth addresses 10.213.0.1 and 10.213.0.2, nothing routed out);
 //! anywhere else it skips, or fails with `CASTGATE_REQUIRE_BROWSER=1`. scripts/test.sh runs it.
 
+#[path = "browser/camera.rs"]
+mod camera;
 #[path = "browser/cdp.rs"]
 mod cdp;
 #[path = "browser/pages_e2e.rs"]
@@ -14,6 +16,8 @@ mod pages_e2e;
 #[path = "browser/support.rs"]
 mod support;
 
+#[path = "common/live_read.rs"]
+mod live_read;
 #[path = "common/shared.rs"]
 mod shared;
 
@@ -73,6 +77,51 @@ async fn served_pages_publish_and_play_hls_and_flv_and_recover_from_a_restart() 
 #[ignore = "needs a network namespace and Chromium: scripts/test.sh runs it inside netns-run"]
 async fn served_pages_publish_and_play_over_https_with_a_self_signed_certificate() {
     run_pages(pages_e2e::Scheme::HttpsSelfSigned, "pages-https-run").await;
+}
+
+/// A simulcast publish (`sendEncodings` q, h, f of a 1280x720 camera) is answered for its top
+/// layer alone, Chromium switches the others off, and ffmpeg reads one clean rendition.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a network namespace and Chromium: scripts/test.sh runs it inside netns-run"]
+async fn chromium_simulcast_publish_plays_as_one_clean_rendition() {
+    run_camera(camera::Publish::Simulcast, "simulcast-run").await;
+}
+
+/// Chromium's start-up resolution ramp (`balanced` degradation of a 1280x720 camera) read live
+/// by `ffmpeg -i` from the first segment to the end: both sizes decode, with no error.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a network namespace and Chromium: scripts/test.sh runs it inside netns-run"]
+async fn ffmpeg_reads_live_hls_cleanly_across_chromiums_resolution_ramp() {
+    run_camera(camera::Publish::Ramp, "ramp-run").await;
+}
+
+async fn run_camera(publish: camera::Publish, dir: &str) {
+    let Some(ns) = support::namespace_or_skip() else {
+        return;
+    };
+    let _one = ONE_BROWSER.lock().await;
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("browser-output")
+        .join(dir);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("create output dir");
+    let started = Instant::now();
+    let log = out.join("chromium-stderr.log");
+    if tokio::time::timeout(TEST_LIMIT, camera::run(ns, &out, publish))
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "---- last lines of {}:\n{}",
+            log.display(),
+            support::tail(&log, 40)
+        );
+        panic!("{publish:?} test did not finish within {TEST_LIMIT:?}");
+    }
+    eprintln!(
+        "{publish:?} test passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 async fn run_pages(scheme: pages_e2e::Scheme, dir: &str) {
@@ -183,7 +232,7 @@ async fn run(ns: Namespace) {
     // 1. The page publishes and the gateway reports the stream live.
     let info = shared::eventually("the stream to be live", Duration::from_secs(15), || async {
         fail_on_page_error(&page);
-        stream_info(&http, &api)
+        support::stream_info(&http, &api, STREAM)
             .await
             .filter(|s| s["state"] == "live")
     })
@@ -254,7 +303,10 @@ async fn run(ns: Namespace) {
         || async {
             fail_on_page_error(&page);
             let done = page.last("done")?;
-            stream_info(&http, &api).await.is_none().then_some(done)
+            support::stream_info(&http, &api, STREAM)
+                .await
+                .is_none()
+                .then_some(done)
         },
     )
     .await;
@@ -400,20 +452,6 @@ fn fail_on_page_error(page: &PageServer) {
     if let Some(error) = page.last("error") {
         panic!("the publisher page failed: {}", error.detail);
     }
-}
-
-/// Our stream's entry in `GET /api/streams`, or `None` when it is not listed.
-async fn stream_info(http: &reqwest::Client, api: &str) -> Option<serde_json::Value> {
-    let (status, body) = support::http_get(http, api).await;
-    assert_eq!(status, 200, "GET {api}");
-    let json: serde_json::Value = serde_json::from_slice(&body)
-        .unwrap_or_else(|e| panic!("{api} is not JSON ({e}): {body:?}"));
-    json["streams"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{api} has no `streams` array: {json}"))
-        .iter()
-        .find(|s| s["name"] == STREAM)
-        .cloned()
 }
 
 /// A fresh directory for this run's files (the previous run's are removed), kept for inspection.

@@ -64,6 +64,7 @@ impl LayerTap {
                 self.layers.dropped_packets.fetch_add(1, Ordering::Relaxed);
                 false
             }
+            LayerVerdict::Ignore => false,
         }
     }
 }

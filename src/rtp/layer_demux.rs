@@ -41,6 +41,9 @@ pub enum LayerVerdict {
     Unwrap { ssrc: u32, payload_type: u8 },
     /// Another layer's packet, or one no layer can be told for: never delivered.
     Drop,
+    /// A padding-only packet (a sender's bandwidth probe) on a stream other than the received
+    /// layer's: no media, so not delivered and not counted either.
+    Ignore,
 }
 
 /// Counts of what the demultiplexer kept away from the depacketizer.
@@ -117,6 +120,9 @@ impl LayerDemux {
         if self.repair == Some(p.ssrc) {
             return self.unwrap(p);
         }
+        if p.payload_len == 0 {
+            return LayerVerdict::Ignore;
+        }
         if self.others.contains(&p.ssrc) {
             self.stats.other_layers += 1;
         } else {
@@ -163,6 +169,9 @@ impl LayerDemux {
     /// first, always, since RTX only repeats what was sent), a known `apt`, and the two bytes
     /// of original sequence number (a padding-only probe has none, and carries no media).
     fn unwrap(&mut self, p: &LayerPacket<'_>) -> LayerVerdict {
+        if p.payload_len < 2 {
+            return LayerVerdict::Ignore;
+        }
         let apt = self
             .config
             .rtx_payload_types
@@ -261,7 +270,7 @@ mod tests {
             payload_len: 0,
             ..packet(F_RTX, 103, None, None)
         };
-        assert_eq!(d.classify(&probe), LayerVerdict::Drop);
+        assert_eq!(d.classify(&probe), LayerVerdict::Ignore);
     }
 
     #[test]

@@ -8,6 +8,13 @@ const params = new URLSearchParams(location.search);
 const gateway = params.get('gateway') || '';
 const stream = params.get('stream') || 'browser';
 const seconds = Number(params.get('seconds') || '0');
+// Camera size; `simulcast=1` sends it as three layers (rids q, h, f at 1/4, 1/2 and full size),
+// as web apps do with sendEncodings; `degradation` is the sender's degradationPreference
+// (default maintain-resolution; `balanced` leaves Chromium's own, which ramps the resolution).
+const width = Number(params.get('width') || '640');
+const height = Number(params.get('height') || '360');
+const simulcast = params.get('simulcast') === '1';
+const degradation = params.get('degradation') || 'maintain-resolution';
 
 function report(state, detail) {
   document.title = state;
@@ -84,7 +91,8 @@ async function reportStats(pc) {
   stats.forEach((s) => {
     if (s.type === 'outbound-rtp' && s.kind === 'video') {
       const codec = stats.get(s.codecId);
-      parts.push(`video ${codec ? codec.mimeType + ' pt=' + codec.payloadType : '?'} ` +
+      parts.push(`video${s.rid ? ' rid=' + s.rid : ''} ` +
+        `${codec ? codec.mimeType + ' pt=' + codec.payloadType : '?'} bytes=${s.bytesSent} ` +
         `${s.frameWidth}x${s.frameHeight} fps=${s.framesPerSecond} encoded=${s.framesEncoded} ` +
         `keyframes=${s.keyFramesEncoded} pli=${s.pliCount} nack=${s.nackCount} ` +
         `encoder=${s.encoderImplementation} limit=${s.qualityLimitationReason}`);
@@ -104,7 +112,7 @@ async function reportStats(pc) {
 async function publish() {
   if (!gateway) throw new Error('no ?gateway= in the page URL');
   const media = await navigator.mediaDevices.getUserMedia({
-    video: { width: 640, height: 360, frameRate: 30 },
+    video: { width, height, frameRate: 30 },
     audio: true,
   });
   const settings = media.getVideoTracks()[0].getSettings();
@@ -113,7 +121,15 @@ async function publish() {
   const pc = new RTCPeerConnection({ iceServers: [] });
   let videoTransceiver = null;
   for (const track of media.getTracks()) {
-    const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+    const init = { direction: 'sendonly', streams: [media] };
+    if (track.kind === 'video' && simulcast) {
+      init.sendEncodings = [
+        { rid: 'q', scaleResolutionDownBy: 4 },
+        { rid: 'h', scaleResolutionDownBy: 2 },
+        { rid: 'f' },
+      ];
+    }
+    const transceiver = pc.addTransceiver(track, init);
     if (track.kind === 'video') videoTransceiver = transceiver;
   }
   preferH264(videoTransceiver);
@@ -142,17 +158,22 @@ async function publish() {
   const candidates = answer.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
   report('answer', `${candidates.length} candidates: ${candidates.join(' ; ')}`);
   await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  // What the sender kept of its encodings after the answer (RFC 8853: the layers it accepted).
+  const encodings = videoTransceiver.sender.getParameters().encodings || [];
+  report('encodings', encodings.map((e) => `${e.rid || '-'}:${e.active ? 'active' : 'inactive'}`).join(' '));
 
-  // Keep 640x360 under CPU or bandwidth pressure (drop frames instead), so the output size
-  // the test checks does not depend on the machine's load. Not contentHint = 'detail': that
-  // switches OpenH264 to its screen-content mode, unlike a real camera.
-  try {
-    const sender = videoTransceiver.sender;
-    const parameters = sender.getParameters();
-    parameters.degradationPreference = 'maintain-resolution';
-    await sender.setParameters(parameters);
-  } catch (e) {
-    report('warning', `degradationPreference not set: ${e.message}`);
+  // By default keep the camera size under CPU or bandwidth pressure (drop frames instead), so
+  // the output size the test checks does not depend on the machine's load. Not contentHint =
+  // 'detail': that switches OpenH264 to its screen-content mode, unlike a real camera.
+  if (degradation !== 'balanced') {
+    try {
+      const sender = videoTransceiver.sender;
+      const parameters = sender.getParameters();
+      parameters.degradationPreference = degradation;
+      await sender.setParameters(parameters);
+    } catch (e) {
+      report('warning', `degradationPreference not set: ${e.message}`);
+    }
   }
 
   const deadline = Date.now() + 15000;

@@ -444,3 +444,21 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Stream `name`'s entry in `GET /api/streams` at `api`, or `None` when it is not listed.
+pub async fn stream_info(
+    http: &reqwest::Client,
+    api: &str,
+    name: &str,
+) -> Option<serde_json::Value> {
+    let (status, body) = http_get(http, api).await;
+    assert_eq!(status, 200, "GET {api}");
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{api} is not JSON ({e}): {body:?}"));
+    json["streams"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{api} has no `streams` array: {json}"))
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+}
