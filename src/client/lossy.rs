@@ -21,6 +21,8 @@ use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket}
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
+use super::rtx_out::RepairedRid;
+
 /// Below every built-in slot (the lowest, congestion control, is 1 000): as close to the wire
 /// as the chain gets, so whatever the chain records or numbers on the way out (a send history,
 /// transport-wide sequence numbers), it has already done for the withheld packet, as for a
@@ -91,6 +93,9 @@ pub(super) struct Loss {
     pub(super) resend_delay: Duration,
     /// Counts the packets withheld.
     pub(super) dropped: Arc<AtomicU64>,
+    /// Simulcast: RTX resends name their layer by repaired RID, as a browser's do
+    /// (`rtx_out.rs`).
+    pub(super) repaired_rid: bool,
 }
 
 /// The interceptor: applies a [`LossPlan`] to each video stream it is told about, counts the
@@ -102,11 +107,13 @@ pub(super) struct LossyVideo {
     write_queue: VecDeque<TaggedPacket>,
     /// Resends and when they may go out; deadlines only grow, as the delay is fixed.
     held: VecDeque<(Instant, TaggedPacket)>,
+    repaired_rid: Option<RepairedRid>,
 }
 
 impl LossyVideo {
     pub(super) fn new(loss: Loss) -> Self {
         LossyVideo {
+            repaired_rid: loss.repaired_rid.then(RepairedRid::default),
             loss,
             plans: HashMap::new(),
             read_queue: VecDeque::new(),
@@ -132,10 +139,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LossyVideo {
         self.read_queue.pop_front()
     }
 
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        if let Packet::Rtp(rtp) = &msg.message.packet {
+    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+        let resend = msg.message.has(&Attribute::Retransmission);
+        if let Packet::Rtp(rtp) = &mut msg.message.packet {
+            if let Some(tagger) = self.repaired_rid.as_mut() {
+                tagger.tag(rtp);
+            }
             if let Some(plan) = self.plans.get_mut(&rtp.header.ssrc) {
-                let resend = msg.message.has(&Attribute::Retransmission);
                 let verdict = plan.decide(rtp.header.sequence_number, rtp.header.marker, resend);
                 if verdict == Verdict::Drop {
                     self.loss.dropped.fetch_add(1, Ordering::Relaxed);
@@ -171,6 +181,9 @@ impl Interceptor for LossyVideo {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         if info.mime_type.to_ascii_lowercase().starts_with("video/") {
             self.plans.insert(info.ssrc, LossPlan::new(self.loss.every));
+            if let Some(tagger) = self.repaired_rid.as_mut() {
+                tagger.bind(info);
+            }
         }
     }
 
@@ -290,6 +303,7 @@ mod tests {
             every,
             resend_delay,
             dropped: Arc::clone(&dropped),
+            repaired_rid: false,
         };
         (loss, dropped)
     }

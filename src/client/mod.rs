@@ -10,6 +10,7 @@ mod lossy;
 pub mod ogg_opus;
 mod pacer;
 mod peer;
+mod rtx_out;
 pub mod sei;
 mod simulcast;
 mod source;

@@ -31,6 +31,8 @@ use super::source::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 
 /// Payload types we offer; the answer echoes them (RFC 8829 §5.3.1), so they are what we send.
 const H264_PAYLOAD_TYPE: u8 = 102;
+/// Retransmissions of the H.264 (RFC 4588), offered with simulcast as browsers do.
+const RTX_PAYLOAD_TYPE: u8 = 103;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 
 /// Peer connection events, turned into watchable state.
@@ -73,6 +75,19 @@ pub(super) async fn build_peer_connection(
     let mut media_engine = MediaEngine::default();
     if simulcast {
         configure_simulcast_extension_headers(&mut media_engine)?;
+        media_engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: "video/rtx".to_string(),
+                    clock_rate: VIDEO_CLOCK_RATE,
+                    channels: 0,
+                    sdp_fmtp_line: format!("apt={H264_PAYLOAD_TYPE}"),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: RTX_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )?;
     }
     // Only what a WHIP ingest of castgate takes: H.264 packetization-mode 1 (non-interleaved,
     // FU-A/STAP-A, RFC 6184 §6.3) at constrained baseline, and Opus.

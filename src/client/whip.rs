@@ -113,15 +113,17 @@ pub async fn publish(
     let (gathered_tx, mut gathered_rx) = watch::channel(false);
     let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
     let counters = Arc::new(Counters::default());
+    let simulcast = !source.layers().is_empty();
     let loss = opts.drop_video_packets.map(|every| Loss {
         every,
         resend_delay: opts.resend_delay,
         dropped: Arc::clone(&counters.video_packets_dropped),
+        repaired_rid: simulcast,
     });
     let pc = build_peer_connection(
         &opts.udp_addrs,
         source.audio_stereo(),
-        !source.layers().is_empty(),
+        simulcast,
         loss,
         Events {
             gathered: gathered_tx,

@@ -13,6 +13,8 @@ pub struct SimulcastLayers {
     pub received: String,
     /// Packets of layers not received, or of video SSRCs no RID identified.
     pub dropped_packets: AtomicU64,
+    /// Retransmissions of the received layer identified by repaired RID, delivered.
+    pub repaired_packets: AtomicU64,
 }
 
 /// A snapshot for `/api/streams`.
@@ -21,6 +23,7 @@ pub struct SimulcastInfo {
     pub offered: Vec<String>,
     pub received: String,
     pub dropped_packets: u64,
+    pub repaired_packets: u64,
 }
 
 impl SimulcastLayers {
@@ -29,6 +32,7 @@ impl SimulcastLayers {
             offered: self.offered.clone(),
             received: self.received.clone(),
             dropped_packets: self.dropped_packets.load(Ordering::Relaxed),
+            repaired_packets: self.repaired_packets.load(Ordering::Relaxed),
         }
     }
 }

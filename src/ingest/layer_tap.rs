@@ -58,6 +58,7 @@ impl LayerTap {
                 packet.header.sequence_number = osn;
                 packet.header.padding = false;
                 packet.payload = packet.payload.slice(2..);
+                self.layers.repaired_packets.fetch_add(1, Ordering::Relaxed);
                 true
             }
             LayerVerdict::Drop => {

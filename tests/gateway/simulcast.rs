@@ -1,6 +1,7 @@
 //! A simulcast publish (three rid layers, as web apps offer with `sendEncodings`) becomes one
 //! clean rendition: the answer accepts the highest layer alone, and even a sender that keeps
-//! sending the other two never gets them into HLS or HTTP-FLV.
+//! sending the other two never gets them into HLS or HTTP-FLV; and loss on that layer is
+//! repaired from its RTX stream, which only the repaired-RID extension identifies.
 
 use std::time::Duration;
 
@@ -8,8 +9,8 @@ use castgate::client::{accepted_layers, PublishOptions};
 
 use super::support::{
     eventually, expected_video, finish_publish, finish_viewers, fixture, init_tracing, output_dir,
-    probe_video, publish_and_watch_with, require_media_tools, sized_fixture, write, TestServer,
-    Watched,
+    probe_video, publish_and_watch_with, require_media_tools, sized_fixture, write, write_hls_file,
+    TestServer, Watched,
 };
 
 const SECONDS: u32 = 5;
@@ -122,4 +123,57 @@ async fn three_layer_simulcast_offer_is_received_as_its_top_layer_only() {
     let flv_file = out.join("viewer.flv");
     write(&flv_file, &[&flv.bytes]);
     assert_eq!(probe_video(&flv_file), expected, "{}", flv_file.display());
+}
+
+/// Loss on a simulcast layer is repaired the way browsers repair it: the gateway NACKs the
+/// received layer, and the publisher resends on an RTX stream of its own, identified only by
+/// the repaired-RID extension (webrtc-rs cannot route those; the layer filter unwraps them).
+/// Without the repair every loss freezes the picture until the next keyframe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loss_on_a_simulcast_layer_is_repaired_by_repaired_rid_rtx() {
+    init_tracing();
+    require_media_tools();
+    let q = sized_fixture(SECONDS, 320, 180).await;
+    let f = fixture(SECONDS).await;
+    let source = f
+        .media_source()
+        .with_layers(&[("q", &q.media_source()), ("f", &f.media_source())])
+        .expect("layers of one length");
+    let srv = TestServer::start().await;
+    let opts = PublishOptions {
+        drop_video_packets: Some(30),
+        ..PublishOptions::default()
+    };
+    let Watched { session, flv, hls } = publish_and_watch_with(&srv, "simloss", source, opts).await;
+    let answer = session.answer_sdp().to_string();
+    assert!(
+        answer.contains(" rtx/90000"),
+        "RTX is negotiated:\n{answer}"
+    );
+    assert_eq!(accepted_layers(&answer), Some(vec!["f".to_string()]));
+    let info = eventually("repairs to show", Duration::from_secs(10), || async {
+        srv.stream_json("simloss")
+            .await
+            .filter(|s| s["simulcast"]["repaired_packets"].as_u64() >= Some(5))
+    })
+    .await;
+    assert_eq!(info["simulcast"]["dropped_packets"], 0, "{info}");
+
+    let sent = finish_publish(&srv, "simloss", session, SECONDS).await;
+    let (hls, flv) = finish_viewers(hls, flv).await;
+    srv.shutdown().await;
+    assert!(sent.video_packets_dropped >= 10, "{sent:?}");
+    let out = output_dir("simulcast-loss");
+    let expected = expected_video(&f, sent.video_frames);
+    let flv_file = out.join("viewer.flv");
+    write(&flv_file, &[&flv.bytes]);
+    assert_eq!(
+        probe_video(&flv_file),
+        expected,
+        "every frame after {} losses ({})",
+        sent.video_packets_dropped,
+        flv_file.display()
+    );
+    let hls_file = write_hls_file(&hls, &out);
+    assert_eq!(probe_video(&hls_file), expected, "{}", hls_file.display());
 }
