@@ -46,9 +46,9 @@ impl RepairedRid {
         let ssrc = packet.header.ssrc;
         match self.repairs.get(&ssrc) {
             None => {
-                if !self.rids.contains_key(&ssrc) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = self.rids.entry(ssrc) {
                     if let Some(rid) = packet.header.get_extension(rid_id) {
-                        self.rids.insert(ssrc, rid);
+                        slot.insert(rid);
                     }
                 }
             }
