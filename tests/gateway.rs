@@ -38,3 +38,6 @@ mod datagrams;
 
 #[path = "gateway/audio_only.rs"]
 mod audio_only;
+
+#[path = "gateway/flv_timeline.rs"]
+mod flv_timeline;
