@@ -41,3 +41,6 @@ mod audio_only;
 
 #[path = "gateway/simulcast.rs"]
 mod simulcast;
+
+#[path = "gateway/flv_timeline.rs"]
+mod flv_timeline;

@@ -279,7 +279,7 @@ async fn flv_and_hls_carry_aac_once_the_stream_has_it() {
     // 3 s: video at 30 fps (3000 ticks), AAC every 1024 samples (1920 ticks), interleaved
     // by time as the two track tasks deliver them.
     let (mut v, mut a) = (0i64, 0i64);
-    while v <= 90 {
+    while v <= 91 {
         if a * 1920 < v * 3000 {
             stream.push_aac(aac(a));
             a += 1;
@@ -294,11 +294,16 @@ async fn flv_and_hls_carry_aac_once_the_stream_has_it() {
     assert_eq!(body[4], 0x05, "FLV header flags: audio and video");
     let tags = crate::mux::flv::parse_tags(&body).unwrap();
     let kinds: Vec<(u8, u8)> = tags.iter().map(|t| (t.tag_type, t.body[0])).collect();
-    // Metadata, AVC sequence header, AAC sequence header, then the cached GOP from the
-    // keyframe at 3 s (nothing after it: the stream ended).
-    assert_eq!(kinds[..4], [(18, 2), (9, 0x17), (8, 0xaf), (9, 0x17)]);
-    assert_eq!(tags[2].body[1], 0, "AACPacketType 0: AudioSpecificConfig");
-    assert_eq!(tags[2].body[2..], [0x11, 0x90]);
+    // Metadata, AVC sequence header, then the cached GOP from the keyframe at 3 s, with the
+    // AAC sequence header just before its first audio frame, stamped with that frame's time.
+    assert_eq!(
+        kinds[..5],
+        [(18, 2), (9, 0x17), (9, 0x17), (8, 0xaf), (8, 0xaf)]
+    );
+    assert_eq!(tags[3].body[1], 0, "AACPacketType 0: AudioSpecificConfig");
+    assert_eq!(tags[3].body[2..], [0x11, 0x90]);
+    assert_eq!(tags[3].timestamp_ms, tags[4].timestamp_ms);
+    assert_eq!(tags[4].body[1], 1, "AACPacketType 1: raw");
 
     let (init, _) = first_init(&state).await;
     assert!(
@@ -309,7 +314,7 @@ async fn flv_and_hls_carry_aac_once_the_stream_has_it() {
 
 #[tokio::test]
 async fn flv_viewer_is_written_each_video_frame_with_the_audio_before_it() {
-    use futures_util::StreamExt;
+    use futures_util::{FutureExt, StreamExt};
     let state = state();
     let stream = av_stream(&state);
     stream.push_video(frame(0, true));
@@ -324,11 +329,26 @@ async fn flv_viewer_is_written_each_video_frame_with_the_audio_before_it() {
     while !has_keyframe(&prelude) {
         prelude.extend_from_slice(&chunks.next().await.unwrap().unwrap());
     }
-    // Two AAC frames, then a video frame: the viewer is woken once, for all three.
+    // Two AAC frames, then a video frame: the viewer is woken once, for all three, and first
+    // handed the AAC sequence header it was owed, stamped with the first frame's time.
     stream.push_aac(audio_frame(Codec::Aac, 0, 1920));
     stream.push_aac(audio_frame(Codec::Aac, 1, 1920));
     stream.push_video(frame(1, false));
-    let chunk = chunks.next().await.unwrap().unwrap();
+    let header = chunks.next().await.unwrap().unwrap();
+    let header = crate::mux::flv::parse_tag_stream(&header).unwrap();
+    assert_eq!(
+        header
+            .iter()
+            .map(|t| (t.tag_type, t.body[1], t.timestamp_ms))
+            .collect::<Vec<_>>(),
+        vec![(8, 0, 0)]
+    );
+    let chunk = chunks
+        .next()
+        .now_or_never()
+        .expect("ready at the same wake-up")
+        .unwrap()
+        .unwrap();
     let tags = crate::mux::flv::parse_tag_stream(&chunk).unwrap();
     let kinds: Vec<(u8, u32)> = tags.iter().map(|t| (t.tag_type, t.timestamp_ms)).collect();
     // AAC frames of 1920 ticks (21.3 ms), video at 30 fps.
@@ -398,7 +418,7 @@ async fn opus_passes_through_to_hls_while_flv_gets_aac() {
     let state = state_with(true);
     let stream = av_stream(&state);
     let (mut v, mut a) = (0i64, 0i64);
-    while v <= 90 {
+    while v <= 91 {
         // Opus every 20 ms (1800 ticks), and its AAC transcode alongside.
         if a * 1800 < v * 3000 {
             stream.push_opus(audio_frame(Codec::Opus, a, 1800));

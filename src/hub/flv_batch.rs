@@ -7,6 +7,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::flv_fanout::{FlvKind, FlvPacket};
+use super::flv_timeline::FirstTimes;
 
 /// With video running, audio waits for the next video frame; if video stops (a paused camera),
 /// audio goes out on its own once this much of it is waiting.
@@ -23,6 +24,8 @@ pub(crate) struct FlvBatcher {
     /// What the pending packet is, once it holds a tag.
     kind: Option<FlvKind>,
     first_ts: u32,
+    /// The first video and audio timestamps of the pending packet.
+    first: FirstTimes,
 }
 
 impl FlvBatcher {
@@ -35,6 +38,7 @@ impl FlvBatcher {
             pending: BytesMut::new(),
             kind: None,
             first_ts: 0,
+            first: FirstTimes::default(),
         }
     }
 
@@ -78,6 +82,7 @@ impl FlvBatcher {
             Some(k) => k,
         });
         self.pending.extend_from_slice(tag);
+        self.first.note(kind != FlvKind::Audio, timestamp_ms);
         let held_ms = timestamp_ms.wrapping_sub(self.first_ts);
         let due = if self.merge_ms > 0 {
             held_ms >= self.merge_ms
@@ -97,7 +102,8 @@ impl FlvBatcher {
     pub fn flush(&mut self) -> Option<FlvPacket> {
         let kind = self.kind.take()?;
         let data: Bytes = self.pending.split().freeze();
-        Some(FlvPacket { kind, data })
+        let first = std::mem::take(&mut self.first);
+        Some(FlvPacket { kind, data, first })
     }
 }
 
@@ -189,6 +195,25 @@ mod tests {
             b.flush().map(|p| (p.kind, p.data.to_vec())),
             Some((FlvKind::VideoKey, vec![7, 7]))
         );
+    }
+
+    #[test]
+    fn a_packet_knows_when_its_first_video_and_first_audio_tags_are() {
+        let mut b = FlvBatcher::new(100);
+        for (kind, ts) in [
+            (FlvKind::Audio, 990),
+            (FlvKind::VideoInter, 1000),
+            (FlvKind::Audio, 1011),
+            (FlvKind::VideoInter, 1033),
+        ] {
+            assert!(b.push(kind, &tag(1), ts).next().is_none());
+        }
+        let first = b.flush().unwrap().first;
+        assert_eq!((first.video, first.audio), (Some(1000), Some(990)));
+        // The next packet starts afresh.
+        b.push(FlvKind::Audio, &tag(2), 1032).for_each(drop);
+        let first = b.flush().unwrap().first;
+        assert_eq!((first.video, first.audio), (None, Some(1032)));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! HTTP-FLV fan-out: tags are muxed once per stream and shared (`Bytes`) by every viewer.
 //! A GOP cache lets a new viewer start at the latest keyframe; each viewer reads from a bounded
 //! broadcast queue, and one that falls behind skips ahead to the next keyframe instead of making
-//! the server buffer for it.
+//! the server buffer for it. What each viewer gets is on one timeline (see `flv_timeline`).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -10,6 +11,8 @@ use bytes::Bytes;
 use futures_util::Stream as FuturesStream;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+
+use super::flv_timeline::{FirstTimes, Owed};
 
 /// Cap on the cached GOP: a stream whose keyframes are further apart than this stops caching
 /// until the next keyframe (new viewers then wait for it) rather than growing without bound.
@@ -32,21 +35,27 @@ pub(crate) enum FlvKind {
 pub(crate) struct FlvPacket {
     pub kind: FlvKind,
     pub data: Bytes,
+    /// When its first video and audio tags are (none for a header or the end).
+    pub first: FirstTimes,
+}
+
+impl FlvPacket {
+    /// A sequence header or the end: no media, so no time of its own.
+    pub fn control(kind: FlvKind, data: Bytes) -> FlvPacket {
+        FlvPacket {
+            kind,
+            data,
+            first: FirstTimes::default(),
+        }
+    }
 }
 
 /// The stream's current sequence header tags (AVC decoder configuration, AAC
-/// AudioSpecificConfig).
+/// AudioSpecificConfig), stamped 0: each viewer's copy is stamped on its own timeline.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Headers {
     pub video: Option<Bytes>,
     pub audio: Option<Bytes>,
-}
-
-impl Headers {
-    /// The tags a decoder needs first, video before audio.
-    pub fn tags(&self) -> impl Iterator<Item = &Bytes> {
-        self.video.iter().chain(self.audio.iter())
-    }
 }
 
 /// Shared with viewers, so one that skipped ahead can pick up a header it missed while lagging.
@@ -57,10 +66,8 @@ pub(crate) type SharedHeaders = Arc<RwLock<Headers>>;
 pub(crate) struct FlvCache {
     pub headers: SharedHeaders,
     /// Packets from the latest keyframe on.
-    pub gop: Vec<Bytes>,
+    pub gop: Vec<FlvPacket>,
     gop_bytes: usize,
-    /// The timestamp of the latest media tag (sequence headers sent mid-stream carry it).
-    pub last_timestamp_ms: u32,
 }
 
 impl FlvCache {
@@ -74,9 +81,14 @@ impl FlvCache {
         }
     }
 
+    /// The current sequence headers.
+    pub fn current_headers(&self) -> Headers {
+        read_headers(&self.headers)
+    }
+
     /// Keeps a packet sent to viewers if it belongs to the GOP that new viewers start with.
-    pub fn push(&mut self, kind: FlvKind, tag: Bytes) {
-        if kind == FlvKind::VideoKey {
+    pub fn push(&mut self, packet: &FlvPacket) {
+        if packet.kind == FlvKind::VideoKey {
             self.gop.clear();
             self.gop_bytes = 0;
         } else if self.gop.is_empty() {
@@ -84,19 +96,28 @@ impl FlvCache {
             // decode from here.
             return;
         }
-        if self.gop_bytes + tag.len() > GOP_CACHE_MAX_BYTES {
+        if self.gop_bytes + packet.data.len() > GOP_CACHE_MAX_BYTES {
             self.gop.clear();
             self.gop_bytes = 0;
             return;
         }
-        self.gop_bytes += tag.len();
-        self.gop.push(tag);
+        self.gop_bytes += packet.data.len();
+        self.gop.push(packet.clone());
     }
+}
+
+fn read_headers(headers: &SharedHeaders) -> Headers {
+    headers.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// A viewer's start: what to send first, and the live feed after it.
 pub struct FlvSubscription {
-    prelude: std::vec::IntoIter<Bytes>,
+    file_header: Bytes,
+    /// onMetaData and the sequence headers, until media they go with comes.
+    owed: Owed,
+    /// The cached GOP. Without one the viewer waits for the next keyframe (or, audio only,
+    /// the next audio frame).
+    gop: Vec<FlvPacket>,
     rx: broadcast::Receiver<FlvPacket>,
     viewers: Arc<AtomicUsize>,
     headers: SharedHeaders,
@@ -105,15 +126,21 @@ pub struct FlvSubscription {
 }
 
 impl FlvSubscription {
+    /// `owed` holds onMetaData and the sequence headers current when the viewer came (the
+    /// ones `gop` was muxed with).
     pub(crate) fn new(
-        prelude: Vec<Bytes>,
+        file_header: Bytes,
+        owed: Owed,
+        gop: Vec<FlvPacket>,
         rx: broadcast::Receiver<FlvPacket>,
         viewers: Arc<AtomicUsize>,
         headers: SharedHeaders,
     ) -> FlvSubscription {
         viewers.fetch_add(1, Ordering::Relaxed);
         FlvSubscription {
-            prelude: prelude.into_iter(),
+            file_header,
+            owed,
+            gop,
             rx,
             viewers,
             headers,
@@ -128,28 +155,21 @@ impl FlvSubscription {
     }
 
     /// The viewer's byte stream, ending when the publisher does.
-    pub fn into_stream(self) -> FlvViewerStream {
-        // The prelude carries the headers current at subscription time.
-        let sent = self.current_headers();
+    pub fn into_stream(mut self) -> FlvViewerStream {
+        let owed = std::mem::take(&mut self.owed);
+        let gop = std::mem::take(&mut self.gop);
         let state = ViewerState {
-            sub: self,
-            skipping: false,
+            skipping: gop.is_empty(),
+            gop: gop.into_iter(),
+            ready: VecDeque::from([std::mem::take(&mut self.file_header)]),
+            sent: owed.headers.clone(),
+            owed,
             done: false,
-            sent,
-            pending: None,
+            sub: self,
         };
         FlvViewerStream {
             inner: Box::pin(futures_util::stream::unfold(state, next_chunk)),
         }
-    }
-}
-
-impl FlvSubscription {
-    fn current_headers(&self) -> Headers {
-        self.headers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 }
 
@@ -161,81 +181,88 @@ impl Drop for FlvSubscription {
 
 struct ViewerState {
     sub: FlvSubscription,
-    /// Lagged behind the queue: dropping tags until the next keyframe.
+    /// Cached packets still to send, before the live feed.
+    gop: std::vec::IntoIter<FlvPacket>,
+    /// Chunks to hand out before reading another packet.
+    ready: VecDeque<Bytes>,
+    /// What waits for the media it goes with, stamped at its time when that comes.
+    owed: Owed,
+    /// The last sequence headers this viewer was given (or is owed).
+    sent: Headers,
+    /// Not started, or lagged behind the queue: dropping tags until the next keyframe.
     skipping: bool,
     done: bool,
-    /// The last sequence headers this viewer was sent.
-    sent: Headers,
-    /// Tags to send before reading the queue again.
-    pending: Option<Vec<Bytes>>,
+}
+
+impl ViewerState {
+    /// Takes the viewer's next packet (cached or live): what it is to be sent goes to `ready`.
+    fn take(&mut self, p: FlvPacket) {
+        match p.kind {
+            FlvKind::End => self.done = true,
+            // Sequence headers always reach the viewer, before the next media of their track
+            // (the frames after them need them), on its timeline.
+            FlvKind::VideoHeader => {
+                self.sent.video = Some(p.data.clone());
+                self.owed.headers.video = Some(p.data);
+            }
+            FlvKind::AudioHeader => {
+                self.sent.audio = Some(p.data.clone());
+                self.owed.headers.audio = Some(p.data);
+            }
+            // Every AAC frame is a random access point.
+            FlvKind::Audio if self.skipping && self.sub.audio_only => self.resume(p),
+            FlvKind::VideoKey if self.skipping => self.resume(p),
+            FlvKind::VideoInter | FlvKind::Audio if self.skipping => {}
+            FlvKind::VideoKey | FlvKind::VideoInter | FlvKind::Audio => self.send(p),
+        }
+    }
+
+    /// Starts again at `p` after skipping.
+    fn resume(&mut self, p: FlvPacket) {
+        self.skipping = false;
+        // The queue may have dropped a sequence header while this viewer lagged.
+        let current = read_headers(&self.sub.headers);
+        if current.video.is_some() && current.video != self.sent.video {
+            self.owed.headers.video = current.video.clone();
+        }
+        if current.audio.is_some() && current.audio != self.sent.audio {
+            self.owed.headers.audio = current.audio.clone();
+        }
+        self.sent = current;
+        self.send(p);
+    }
+
+    /// A media packet, after whatever it is the first media for.
+    fn send(&mut self, p: FlvPacket) {
+        self.ready.extend(self.owed.due_before(p.first));
+        self.ready.push_back(p.data);
+    }
 }
 
 async fn next_chunk(mut st: ViewerState) -> Option<(Result<Bytes, std::io::Error>, ViewerState)> {
-    if st.done {
-        return None;
-    }
-    if let Some(b) = st.sub.prelude.next() {
-        return Some((Ok(b), st));
-    }
-    if let Some(pending) = st.pending.as_mut() {
-        if !pending.is_empty() {
-            let b = pending.remove(0);
+    loop {
+        if let Some(b) = st.ready.pop_front() {
             return Some((Ok(b), st));
         }
-        st.pending = None;
-    }
-    loop {
-        match st.sub.rx.recv().await {
-            Ok(p) => match p.kind {
-                FlvKind::End => return None,
-                // Sequence headers are always delivered: the frames after them need them.
-                FlvKind::VideoHeader => {
-                    st.sent.video = Some(p.data.clone());
-                    return Some((Ok(p.data), st));
+        if st.done {
+            return None;
+        }
+        let packet = match st.gop.next() {
+            Some(p) => p,
+            None => match st.sub.rx.recv().await {
+                Ok(p) => p,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::debug!(skipped = n, "slow FLV viewer skips to the next keyframe");
+                    st.skipping = true;
+                    continue;
                 }
-                FlvKind::AudioHeader => {
-                    st.sent.audio = Some(p.data.clone());
-                    return Some((Ok(p.data), st));
-                }
-                FlvKind::Audio if st.skipping && st.sub.audio_only => {
-                    // Every AAC frame is a random access point.
-                    st.skipping = false;
-                    return Some((Ok(p.data), st));
-                }
-                FlvKind::VideoKey if st.skipping => {
-                    st.skipping = false;
-                    // The queue may have dropped a sequence header while this viewer lagged.
-                    let current = st.sub.current_headers();
-                    let mut missed: Vec<Bytes> = Vec::new();
-                    if current.video.is_some() && current.video != st.sent.video {
-                        missed.extend(current.video.clone());
-                    }
-                    if current.audio.is_some() && current.audio != st.sent.audio {
-                        missed.extend(current.audio.clone());
-                    }
-                    st.sent = current;
-                    if missed.is_empty() {
-                        return Some((Ok(p.data), st));
-                    }
-                    missed.push(p.data);
-                    let first = missed.remove(0);
-                    st.pending = Some(missed);
-                    return Some((Ok(first), st));
-                }
-                FlvKind::VideoInter | FlvKind::Audio if st.skipping => continue,
-                FlvKind::VideoKey | FlvKind::VideoInter | FlvKind::Audio => {
-                    return Some((Ok(p.data), st))
+                Err(RecvError::Closed) => {
+                    st.done = true;
+                    continue;
                 }
             },
-            Err(RecvError::Lagged(n)) => {
-                tracing::debug!(skipped = n, "slow FLV viewer skips to the next keyframe");
-                st.skipping = true;
-            }
-            Err(RecvError::Closed) => {
-                st.done = true;
-                return None;
-            }
-        }
+        };
+        st.take(packet);
     }
 }
 
@@ -258,110 +285,5 @@ impl FuturesStream for FlvViewerStream {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_util::StreamExt;
-
-    fn packet(kind: FlvKind, byte: u8) -> FlvPacket {
-        FlvPacket {
-            kind,
-            data: Bytes::from(vec![byte]),
-        }
-    }
-
-    #[test]
-    fn gop_cache_restarts_at_each_keyframe() {
-        let mut c = FlvCache::default();
-        c.push(FlvKind::VideoInter, Bytes::from_static(b"i0"));
-        assert!(
-            c.gop.is_empty(),
-            "no keyframe yet: nothing decodable to cache"
-        );
-        c.push(FlvKind::VideoKey, Bytes::from_static(b"k1"));
-        c.push(FlvKind::VideoInter, Bytes::from_static(b"i1"));
-        c.push(FlvKind::VideoKey, Bytes::from_static(b"k2"));
-        c.push(FlvKind::VideoInter, Bytes::from_static(b"i2"));
-        assert_eq!(
-            c.gop,
-            vec![Bytes::from_static(b"k2"), Bytes::from_static(b"i2")]
-        );
-    }
-
-    #[tokio::test]
-    async fn viewer_gets_prelude_then_live_then_ends() {
-        let (tx, rx) = broadcast::channel(16);
-        let viewers = Arc::new(AtomicUsize::new(0));
-        let sub = FlvSubscription::new(
-            vec![Bytes::from_static(b"H")],
-            rx,
-            viewers.clone(),
-            SharedHeaders::default(),
-        );
-        assert_eq!(viewers.load(Ordering::Relaxed), 1);
-        tx.send(packet(FlvKind::VideoInter, 1)).unwrap();
-        tx.send(packet(FlvKind::End, 0)).unwrap();
-        let got: Vec<Bytes> = sub.into_stream().map(|r| r.unwrap()).collect().await;
-        assert_eq!(got, vec![Bytes::from_static(b"H"), Bytes::from(vec![1])]);
-        assert_eq!(
-            viewers.load(Ordering::Relaxed),
-            0,
-            "viewer count drops with the stream"
-        );
-    }
-
-    #[tokio::test]
-    async fn lagging_viewer_skips_to_next_keyframe() {
-        let (tx, rx) = broadcast::channel(4);
-        let sub = FlvSubscription::new(vec![], rx, Arc::default(), SharedHeaders::default());
-        // Ten inter tags into a queue of four: the viewer lags and must not resume mid-GOP.
-        for i in 0..10 {
-            tx.send(packet(FlvKind::VideoInter, i)).unwrap();
-        }
-        tx.send(packet(FlvKind::VideoKey, 102)).unwrap();
-        tx.send(packet(FlvKind::VideoInter, 103)).unwrap();
-        tx.send(packet(FlvKind::End, 0)).unwrap();
-        let got: Vec<u8> = sub.into_stream().map(|r| r.unwrap()[0]).collect().await;
-        assert_eq!(got, vec![102, 103]);
-    }
-
-    #[tokio::test]
-    async fn lagging_viewer_drops_audio_until_the_keyframe_then_gets_missed_headers() {
-        let (tx, rx) = broadcast::channel(4);
-        let headers = SharedHeaders::default();
-        headers.write().unwrap().video = Some(Bytes::from(vec![50]));
-        let stream =
-            FlvSubscription::new(vec![], rx, Arc::default(), headers.clone()).into_stream();
-        // Audio starts (new AAC header) while the viewer is far behind.
-        headers.write().unwrap().audio = Some(Bytes::from(vec![60]));
-        tx.send(packet(FlvKind::AudioHeader, 60)).unwrap();
-        for i in 0..10 {
-            tx.send(packet(FlvKind::Audio, i)).unwrap();
-        }
-        tx.send(packet(FlvKind::VideoKey, 102)).unwrap();
-        tx.send(packet(FlvKind::Audio, 103)).unwrap();
-        tx.send(packet(FlvKind::End, 0)).unwrap();
-        let got: Vec<u8> = stream.map(|r| r.unwrap()[0]).collect().await;
-        assert_eq!(got, vec![60, 102, 103]);
-    }
-
-    #[tokio::test]
-    async fn lagging_viewer_gets_a_sequence_header_it_missed() {
-        let (tx, rx) = broadcast::channel(4);
-        let header = SharedHeaders::default();
-        header.write().unwrap().video = Some(Bytes::from(vec![50]));
-        let sub = FlvSubscription::new(vec![], rx, Arc::default(), header.clone());
-        let stream = sub.into_stream();
-        // The resolution changes while the viewer is far behind: the new header is pushed
-        // out of its queue before it reads.
-        header.write().unwrap().video = Some(Bytes::from(vec![100]));
-        tx.send(packet(FlvKind::VideoHeader, 100)).unwrap();
-        for i in 0..10 {
-            tx.send(packet(FlvKind::VideoInter, i)).unwrap();
-        }
-        tx.send(packet(FlvKind::VideoKey, 102)).unwrap();
-        tx.send(packet(FlvKind::VideoInter, 103)).unwrap();
-        tx.send(packet(FlvKind::End, 0)).unwrap();
-        let got: Vec<u8> = stream.map(|r| r.unwrap()[0]).collect().await;
-        assert_eq!(got, vec![100, 102, 103]);
-    }
-}
+#[path = "flv_fanout_tests.rs"]
+mod tests;

@@ -2,32 +2,18 @@
 //! own to a few viewers, several frames per write to many.
 
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
 
-use super::{test_video_stream, FlvViewerStream, Hub, Stream, StreamSettings};
-use crate::media::{Codec, Frame};
+use super::{
+    ready_chunks, test_video_frame, test_video_stream, FlvViewerStream, Hub, Stream, StreamSettings,
+};
 
 fn push_frame(stream: &Stream, i: i64) {
-    let nal: &[u8] = if i == 0 { &[0x65, 0x88] } else { &[0x41, 0x9a] };
-    let mut data = (nal.len() as u32).to_be_bytes().to_vec();
-    data.extend_from_slice(nal);
-    // 30 fps on the 90 kHz clock.
-    stream.push_video(Frame {
-        codec: Codec::H264,
-        pts: i * 3000,
-        dts: i * 3000,
-        keyframe: i == 0,
-        data: Bytes::from(data),
-    });
+    stream.push_video(test_video_frame(i, i == 0));
 }
 
 /// The sizes of the writes a viewer has been handed so far.
 fn ready_writes(viewer: &mut FlvViewerStream) -> Vec<usize> {
-    let mut sizes = Vec::new();
-    while let Some(Some(chunk)) = viewer.next().now_or_never() {
-        sizes.push(chunk.unwrap().len());
-    }
-    sizes
+    ready_chunks(viewer).iter().map(Bytes::len).collect()
 }
 
 #[test]

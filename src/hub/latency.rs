@@ -240,22 +240,8 @@ mod tests {
         // 3 s of 30 fps, a keyframe every second: the keyframes at 1, 2 and 3 s close a
         // segment each; the one at 0 s only opens the first.
         for i in 0..=90i64 {
-            let keyframe = i % 30 == 0;
-            let nal: &[u8] = if keyframe {
-                &[0x65, 0x88]
-            } else {
-                &[0x41, 0x9a]
-            };
-            let mut data = (nal.len() as u32).to_be_bytes().to_vec();
-            data.extend_from_slice(nal);
             let arrival = Instant::now() - Duration::from_millis(3);
-            let pushed = stream.push_video(Frame {
-                codec: Codec::H264,
-                pts: i * 3000,
-                dts: i * 3000,
-                keyframe,
-                data: Bytes::from(data),
-            });
+            let pushed = stream.push_video(crate::hub::test_video_frame(i, i % 30 == 0));
             stream.note_video_latency(arrival, pushed);
         }
         let latency = stream.info().latency;

@@ -5,6 +5,9 @@ mod flv_batch;
 mod flv_fanout;
 #[cfg(test)]
 mod flv_merge_tests;
+mod flv_timeline;
+#[cfg(test)]
+mod flv_timeline_tests;
 pub mod latency;
 mod meter;
 mod simulcast;
@@ -143,19 +146,56 @@ pub fn valid_stream_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The parameter sets of a test vector, for tests.
+#[cfg(test)]
+pub(crate) fn test_params(
+    v: &crate::media::h264::test_vectors::Vector,
+) -> crate::media::h264::ParameterSets {
+    crate::media::h264::ParameterSets::new(
+        bytes::Bytes::from_static(v.sps),
+        bytes::Bytes::from_static(v.pps),
+    )
+    .unwrap()
+}
+
 /// A stream "cam" of `hub` with 360p parameter sets, for tests.
 #[cfg(test)]
 pub(crate) fn test_video_stream(hub: &Hub) -> Arc<Stream> {
-    use crate::media::h264::{test_vectors::BASELINE_360P30, ParameterSets};
     let stream = hub.claim("cam").unwrap();
-    stream.set_video_params(
-        ParameterSets::new(
-            bytes::Bytes::from_static(BASELINE_360P30.sps),
-            bytes::Bytes::from_static(BASELINE_360P30.pps),
-        )
-        .unwrap(),
-    );
+    stream.set_video_params(test_params(
+        &crate::media::h264::test_vectors::BASELINE_360P30,
+    ));
     stream
+}
+
+/// Video frame `i` of a 30 fps stream (90 kHz ticks), one tiny NAL unit, for tests.
+#[cfg(test)]
+pub(crate) fn test_video_frame(i: i64, keyframe: bool) -> crate::media::Frame {
+    let nal: &[u8] = if keyframe {
+        &[0x65, 0x88]
+    } else {
+        &[0x41, 0x9a]
+    };
+    let mut data = (nal.len() as u32).to_be_bytes().to_vec();
+    data.extend_from_slice(nal);
+    crate::media::Frame {
+        codec: crate::media::Codec::H264,
+        pts: i * 3000,
+        dts: i * 3000,
+        keyframe,
+        data: bytes::Bytes::from(data),
+    }
+}
+
+/// The chunks a viewer has been handed so far (all of them, once its stream ended).
+#[cfg(test)]
+pub(crate) fn ready_chunks(viewer: &mut FlvViewerStream) -> Vec<bytes::Bytes> {
+    use futures_util::{FutureExt, StreamExt};
+    let mut chunks = Vec::new();
+    while let Some(Some(chunk)) = viewer.next().now_or_never() {
+        chunks.push(chunk.unwrap());
+    }
+    chunks
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::flv_batch::FlvBatcher;
 use super::flv_fanout::{FlvCache, FlvKind, FlvPacket, FlvSubscription};
+use super::flv_timeline::Owed;
 use super::meter::{ClientTracker, RateMeter};
 use super::simulcast::{SimulcastInfo, SimulcastLayers};
 use crate::media::clock::{MediaClock, TrackId};
@@ -249,7 +250,8 @@ impl Stream {
         {
             return;
         }
-        let tag = crate::mux::flv::avc_sequence_header_tag(&ps, inner.flv.last_timestamp_ms);
+        // Stamped by each viewer at the time of the keyframe it precedes (`flv_timeline`).
+        let tag = crate::mux::flv::avc_sequence_header_tag(&ps, 0);
         // Frames after a new sequence header cannot be decoded with the old one: the cached
         // GOP ends here, and the next keyframe starts a new one.
         self.flush_flv(&mut inner);
@@ -287,10 +289,8 @@ impl Stream {
         {
             return;
         }
-        let tag = crate::mux::flv::aac_sequence_header_tag(
-            &audio_specific_config,
-            inner.flv.last_timestamp_ms,
-        );
+        // Stamped by each viewer at the time of the first audio after it (`flv_timeline`).
+        let tag = crate::mux::flv::aac_sequence_header_tag(&audio_specific_config, 0);
         self.send_flv_header(&mut inner, FlvKind::AudioHeader, tag);
         let codec = if inner.hls_opus_passthrough {
             crate::mux::fmp4::TrackCodec::Opus {
@@ -397,14 +397,15 @@ impl Stream {
         inner.state = StreamState::Ended;
         inner.hls.end(unix_ms(SystemTime::now()));
         self.flush_flv(&mut inner);
-        let _ = self.flv_tx.send(FlvPacket {
-            kind: FlvKind::End,
-            data: Bytes::new(),
-        });
+        let _ = self
+            .flv_tx
+            .send(FlvPacket::control(FlvKind::End, Bytes::new()));
     }
 
-    /// Starts an FLV viewer: the file header, metadata, sequence header and cached GOP, then
-    /// live tags. `None` until the stream has its first keyframe, or after it ended.
+    /// Starts an FLV viewer: the file header, metadata, sequence headers and cached GOP, then
+    /// live tags; metadata and headers are stamped at the time of the media after them, so the
+    /// viewer's timeline starts where its media does (`flv_timeline`). `None` until the stream
+    /// has its first keyframe, or after it ended.
     pub fn subscribe_flv(&self) -> Option<FlvSubscription> {
         let inner = self.lock();
         if inner.state != StreamState::Live {
@@ -430,23 +431,22 @@ impl Stream {
         // The AAC configuration is known as soon as the audio track starts (before its first
         // frame). Announcing audio that never comes would make some players wait for it.
         let has_audio = inner.aac.is_some();
-        let mut prelude = vec![
-            crate::mux::flv::file_header(has_audio, ps.is_some()),
-            crate::mux::flv::metadata_tag(&meta),
-        ];
-        let header = inner.flv.headers.clone();
-        prelude.extend(
-            header
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .tags()
-                .cloned(),
-        );
-        prelude.extend(inner.flv.gop.iter().cloned());
+        let file_header = crate::mux::flv::file_header(has_audio, ps.is_some());
+        let owed = Owed {
+            metadata: Some(crate::mux::flv::metadata_tag(&meta)),
+            headers: inner.flv.current_headers(),
+        };
         // Subscribing while holding the lock: no tag is missed or sent twice between the
         // cached GOP and the live feed.
         let rx = self.flv_tx.subscribe();
-        let sub = FlvSubscription::new(prelude, rx, self.flv_viewers.clone(), header);
+        let sub = FlvSubscription::new(
+            file_header,
+            owed,
+            inner.flv.gop.clone(),
+            rx,
+            self.flv_viewers.clone(),
+            inner.flv.headers.clone(),
+        );
         Some(if inner.audio_only {
             sub.audio_only()
         } else {
@@ -510,13 +510,12 @@ impl Stream {
         // Tags held before the header were made with the old one: they go first.
         self.flush_flv(inner);
         inner.flv.set_header(kind, tag.clone());
-        let _ = self.flv_tx.send(FlvPacket { kind, data: tag });
+        let _ = self.flv_tx.send(FlvPacket::control(kind, tag));
     }
 
     /// A video or audio tag: into the batch, and what the batcher releases to the GOP cache and
     /// every viewer.
     fn send_flv_media(&self, inner: &mut Inner, kind: FlvKind, tag: &[u8], timestamp_ms: u32) {
-        inner.flv.last_timestamp_ms = timestamp_ms;
         // A few viewers get each frame at once; a large audience gets fewer, larger writes,
         // where the cost per write (a wake-up and a syscall per viewer) is what limits it.
         let merge_ms = if self.flv_viewers.load(Ordering::Relaxed) >= self.flv_merge_from_viewers {
@@ -542,7 +541,7 @@ impl Stream {
         if let Some(arrival) = inner.audio_held_since.take() {
             self.latency.audio_flv.record(arrival.elapsed());
         }
-        inner.flv.push(packet.kind, packet.data.clone());
+        inner.flv.push(&packet);
         let _ = self.flv_tx.send(packet);
     }
 

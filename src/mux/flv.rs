@@ -19,7 +19,7 @@ use crate::media::h264::ParameterSets;
 use crate::media::Frame;
 use amf0::Amf0;
 
-pub use reader::{parse_header, parse_tag_stream, parse_tags, FlvHeader, FlvTag};
+pub use reader::{first_step_back, parse_header, parse_tag_stream, parse_tags, FlvHeader, FlvTag};
 
 /// Tag types (§E.4.1).
 pub const TAG_AUDIO: u8 = 8;
@@ -84,8 +84,8 @@ pub fn file_header(has_audio: bool, has_video: bool) -> Bytes {
     Bytes::from(vec![b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0])
 }
 
-/// What onMetaData describes.
-#[derive(Debug, Clone, PartialEq)]
+/// What onMetaData describes (by default: nothing known, no video, no audio).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlvMetadata {
     pub width: u32,
     pub height: u32,
@@ -237,11 +237,10 @@ fn tag(
     let mut out = Vec::with_capacity(tag_len + PREVIOUS_TAG_SIZE_LEN);
     let capacity = out.capacity();
     let size = (body_len as u32).to_be_bytes();
-    let ts = timestamp_ms.to_be_bytes();
+    let ts = timestamp_field(timestamp_ms);
     out.extend_from_slice(&[
         tag_type, size[1], size[2], size[3], // DataSize
-        ts[1], ts[2], ts[3], // Timestamp: lower 24 bits
-        ts[0], // TimestampExtended: upper 8 bits
+        ts[0], ts[1], ts[2], ts[3], // Timestamp, TimestampExtended
         0, 0, 0, // StreamID
     ]);
     write_body(&mut out);
@@ -249,4 +248,22 @@ fn tag(
     out.extend_from_slice(&(tag_len as u32).to_be_bytes());
     debug_assert_eq!(out.capacity(), capacity, "tag buffer grew");
     Bytes::from(out)
+}
+
+/// Where a tag's timestamp sits: bytes 4..8 of its header.
+const TIMESTAMP_FIELD: std::ops::Range<usize> = 4..8;
+
+/// The Timestamp field (lower 24 bits) followed by TimestampExtended (upper 8 bits).
+fn timestamp_field(timestamp_ms: u32) -> [u8; 4] {
+    let ts = timestamp_ms.to_be_bytes();
+    [ts[1], ts[2], ts[3], ts[0]]
+}
+
+/// Sets the timestamp of the tag that `tag` starts with (as the functions above return it), in
+/// place: for a copy of a sequence header or onMetaData put on one viewer's timeline. Bytes too
+/// short to hold a tag header are left as they are.
+pub fn set_timestamp(tag: &mut [u8], timestamp_ms: u32) {
+    if tag.len() >= TAG_HEADER_LEN {
+        tag[TIMESTAMP_FIELD].copy_from_slice(&timestamp_field(timestamp_ms));
+    }
 }

@@ -435,6 +435,26 @@ pub async fn publish_and_watch_with(
     source: castgate::client::MediaSource,
     opts: castgate::client::PublishOptions,
 ) -> Watched {
+    let session = publish_live(srv, name, source, opts).await;
+    let flv = tokio::spawn(capture_flv(
+        srv.http.clone(),
+        srv.url(&format!("/flv/{name}.flv")),
+    ));
+    let hls = tokio::spawn(capture_hls(
+        srv.http.clone(),
+        srv.url(&format!("/hls/{name}/index.m3u8")),
+    ));
+    Watched { session, flv, hls }
+}
+
+/// Publishes `source` to `/whip/{name}` with `opts` (its HTTP client is the tests' own) and
+/// waits until it is connected and live.
+pub async fn publish_live(
+    srv: &TestServer,
+    name: &str,
+    source: castgate::client::MediaSource,
+    opts: castgate::client::PublishOptions,
+) -> castgate::client::PublishSession {
     let opts = castgate::client::PublishOptions {
         http: Some(http_client()),
         ..opts
@@ -453,15 +473,7 @@ pub async fn publish_and_watch_with(
         || async { srv.stream_state(name).await.filter(|s| s == "live") },
     )
     .await;
-    let flv = tokio::spawn(capture_flv(
-        srv.http.clone(),
-        srv.url(&format!("/flv/{name}.flv")),
-    ));
-    let hls = tokio::spawn(capture_hls(
-        srv.http.clone(),
-        srv.url(&format!("/hls/{name}/index.m3u8")),
-    ));
-    Watched { session, flv, hls }
+    session
 }
 
 /// Waits for `session` to send its whole source (`seconds` long, sent in real time), lets the

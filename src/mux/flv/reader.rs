@@ -109,6 +109,19 @@ pub fn parse_tag_stream(buf: &[u8]) -> Result<Vec<FlvTag>, FlvError> {
     Ok(tags)
 }
 
+/// The index of the first tag stamped earlier than the tag before it of the same type (audio,
+/// video or script data), if any: players expect no track's time to go back. For tests and
+/// tools; the 32-bit wrap after 49 days counts as a step back.
+pub fn first_step_back(tags: &[FlvTag]) -> Option<usize> {
+    let mut last: [Option<u32>; 32] = [None; 32];
+    tags.iter().position(|t| {
+        let slot = &mut last[usize::from(t.tag_type & 0x1f)];
+        let back = slot.is_some_and(|before| t.timestamp_ms < before);
+        *slot = Some(t.timestamp_ms);
+        back
+    })
+}
+
 fn read_u32(buf: &[u8], at: usize) -> Result<u32, FlvError> {
     let b = buf
         .get(at..at.saturating_add(4))

@@ -203,6 +203,17 @@ fn timestamp_above_24_bits_uses_the_extension_byte() {
 }
 
 #[test]
+fn set_timestamp_restamps_a_tag_in_place_and_leaves_short_input_alone() {
+    let mut tag = aac_sequence_header_tag(&[0x11, 0x90], 0).to_vec();
+    set_timestamp(&mut tag, 0x0123_4567);
+    assert_eq!(single(&Bytes::from(tag.clone())).timestamp_ms, 0x0123_4567);
+    assert_eq!(&tag[11..], &aac_sequence_header_tag(&[0x11, 0x90], 9)[11..]);
+    let mut short = vec![9, 0, 0, 5, 0, 0];
+    set_timestamp(&mut short, 1000);
+    assert_eq!(short, vec![9, 0, 0, 5, 0, 0]);
+}
+
+#[test]
 fn aac_tags_use_sound_format_10_with_fixed_rate_and_type_bits() {
     let asc = [0x11, 0x90]; // AAC-LC, 48 kHz, stereo
     let tag = aac_sequence_header_tag(&asc, 0);
@@ -290,6 +301,22 @@ fn oversized_frame_gives_no_tag_instead_of_a_wrapped_size() {
     // The largest body that fits is still written.
     let tag = aac_frame_tag(&data[..MAX_TAG_BODY_LEN - 2], 0);
     assert_eq!(&tag[1..4], &[0xff, 0xff, 0xff]);
+}
+
+#[test]
+fn a_step_back_is_found_per_track_not_across_tracks() {
+    let tag = |tag_type: u8, timestamp_ms: u32| FlvTag {
+        tag_type,
+        timestamp_ms,
+        stream_id: 0,
+        body: Bytes::new(),
+    };
+    // Audio a little before video is interleaving, not a step back.
+    let fine = [tag(9, 1000), tag(8, 980), tag(9, 1033), tag(8, 1001)];
+    assert_eq!(first_step_back(&fine), None);
+    let back = [tag(9, 1000), tag(8, 980), tag(8, 1001), tag(9, 990)];
+    assert_eq!(first_step_back(&back), Some(3));
+    assert_eq!(first_step_back(&[]), None);
 }
 
 #[test]
