@@ -83,7 +83,10 @@ impl FlvBatcher {
         });
         self.pending.extend_from_slice(tag);
         self.first.note(kind != FlvKind::Audio, timestamp_ms);
-        let held_ms = timestamp_ms.wrapping_sub(self.first_ts);
+        // Serial arithmetic on the 32-bit FLV clock (it wraps after 49 days): audio stamped a
+        // little before the video frame that opened the packet holds it no longer, rather
+        // than reading as 49 days held and sending the packet at once.
+        let held_ms = (timestamp_ms.wrapping_sub(self.first_ts) as i32).max(0) as u32;
         let due = if self.merge_ms > 0 {
             held_ms >= self.merge_ms
         } else {
@@ -162,6 +165,17 @@ mod tests {
             sent,
             vec![(FlvKind::Audio, vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])]
         );
+    }
+
+    #[test]
+    fn audio_stamped_before_the_packets_first_frame_does_not_cut_it_short() {
+        let mut b = FlvBatcher::new(100);
+        assert!(b.push(FlvKind::VideoKey, &tag(1), 1000).next().is_none());
+        // The audio of the keyframe's moment arrived after it, stamped 20 ms earlier.
+        assert!(b.push(FlvKind::Audio, &tag(2), 980).next().is_none());
+        assert!(b.push(FlvKind::VideoInter, &tag(3), 1033).next().is_none());
+        let out = kinds_and_bytes(b.push(FlvKind::VideoInter, &tag(4), 1100));
+        assert_eq!(out, vec![(FlvKind::VideoKey, vec![1, 1, 2, 2, 3, 3, 4, 4])]);
     }
 
     #[test]
