@@ -2,6 +2,8 @@
 //! it a duration, converts the 90 kHz media clock to the track's timescale, and collects the
 //! open segment's samples (their buffer is reused from segment to segment).
 
+use bytes::Bytes;
+
 use crate::media::{Frame, CLOCK_RATE};
 use crate::mux::fmp4::{Sample, TrackFragment};
 
@@ -117,6 +119,7 @@ impl TrackState {
             duration,
             cts_offset: cts.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
             keyframe: frame.keyframe,
+            prefix: Bytes::new(),
             data: frame.data,
         });
         self.duration_sum = self.duration_sum.saturating_add(u64::from(duration));
