@@ -22,6 +22,8 @@ pub enum ClientError {
     Audio(#[from] OggError),
     #[error("invalid frame rate {0}: must be 1..=1000")]
     FrameRate(u32),
+    #[error("cannot send these media sources back to back: {0}")]
+    Join(&'static str),
     #[error("invalid WHIP endpoint URL {url}: {reason}")]
     Endpoint { url: String, reason: String },
     #[error("HTTP request failed: {0}")]

@@ -1,7 +1,8 @@
 //! Test media made with ffmpeg: browser-like H.264 (constrained baseline, no B-frames, a
 //! keyframe every second) in Annex B and 20 ms Opus frames in Ogg, cached by parameters.
-//! Two pictures: a moving test pattern with a steady tone (mono or stereo), and an A/V sync
-//! signal (a white flash frame and a tone burst together at every whole second).
+//! Two pictures: a moving test pattern with a steady tone (mono or stereo, 640x360 or any
+//! other size), and an A/V sync signal (a white flash frame and a tone burst together at every
+//! whole second).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -54,25 +55,29 @@ impl FixtureAudio {
     }
 }
 
-/// What ffmpeg is asked to make: the file name prefix and the lavfi sources.
+/// What ffmpeg is asked to make: the file name prefix, the lavfi sources and the picture size.
 struct Recipe {
     name: String,
     video: String,
     audio: String,
     audio_coding: FixtureAudio,
+    width: u32,
+    height: u32,
 }
 
 impl Recipe {
-    /// ffmpeg's moving test pattern and a steady 440 Hz tone.
-    fn test_pattern(seconds: u32, audio: FixtureAudio) -> Recipe {
+    /// ffmpeg's moving test pattern at `width` x `height` and a steady 440 Hz tone.
+    fn test_pattern(seconds: u32, audio: FixtureAudio, (width, height): (u32, u32)) -> Recipe {
         Recipe {
             name: format!(
-                "castgate-v{RECIPE_VERSION}-{seconds}s-{FIXTURE_WIDTH}x{FIXTURE_HEIGHT}-{FIXTURE_FPS}fps-{}",
+                "castgate-v{RECIPE_VERSION}-{seconds}s-{width}x{height}-{FIXTURE_FPS}fps-{}",
                 audio.label()
             ),
-            video: format!("testsrc2=size={FIXTURE_WIDTH}x{FIXTURE_HEIGHT}:rate={FIXTURE_FPS}"),
+            video: format!("testsrc2=size={width}x{height}:rate={FIXTURE_FPS}"),
             audio: "sine=frequency=440:sample_rate=48000".into(),
             audio_coding: audio,
+            width,
+            height,
         }
     }
 
@@ -99,6 +104,8 @@ impl Recipe {
                  0.5*sin(2*PI*{SYNC_TONE_HZ}*n/{RATE}),0)':s={RATE}:c=stereo"
             ),
             audio_coding: FixtureAudio::Stereo,
+            width: FIXTURE_WIDTH,
+            height: FIXTURE_HEIGHT,
         }
     }
 }
@@ -139,7 +146,27 @@ pub fn generate_fixture_with_audio(
     seconds: u32,
     audio: FixtureAudio,
 ) -> Result<Fixture, ClientError> {
-    generate(dir, seconds, Recipe::test_pattern(seconds, audio))
+    generate(
+        dir,
+        seconds,
+        Recipe::test_pattern(seconds, audio, (FIXTURE_WIDTH, FIXTURE_HEIGHT)),
+    )
+}
+
+/// [`generate_fixture`] at another picture size (stereo audio), e.g. to publish a camera that
+/// changes resolution ([`MediaSource::followed_by`]). Both dimensions must be even (4:2:0).
+pub fn generate_fixture_sized(
+    dir: &Path,
+    seconds: u32,
+    (width, height): (u32, u32),
+) -> Result<Fixture, ClientError> {
+    if width == 0 || height == 0 || width % 2 == 1 || height % 2 == 1 {
+        return Err(ClientError::Ffmpeg(format!(
+            "fixture size {width}x{height}: both dimensions must be even and non-zero"
+        )));
+    }
+    let recipe = Recipe::test_pattern(seconds, FixtureAudio::Stereo, (width, height));
+    generate(dir, seconds, recipe)
 }
 
 /// Like [`generate_fixture`], but the media is an A/V sync signal: 640x360 at 30 fps, black
@@ -161,7 +188,8 @@ fn generate(dir: &Path, seconds: u32, recipe: Recipe) -> Result<Fixture, ClientE
     let h264_path = dir.join(format!("{name}.h264"));
     let ogg_path = dir.join(format!("{name}.ogg"));
 
-    if let Ok(fixture) = load(&h264_path, &ogg_path) {
+    let size = (recipe.width, recipe.height);
+    if let Ok(fixture) = load(&h264_path, &ogg_path, size) {
         return Ok(fixture);
     }
     std::fs::create_dir_all(dir).map_err(|source| ClientError::Io {
@@ -178,7 +206,7 @@ fn generate(dir: &Path, seconds: u32, recipe: Recipe) -> Result<Fixture, ClientE
     let _ = std::fs::remove_file(&h264_tmp);
     let _ = std::fs::remove_file(&ogg_tmp);
     result?;
-    load(&h264_path, &ogg_path)
+    load(&h264_path, &ogg_path, size)
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), ClientError> {
@@ -188,13 +216,17 @@ fn rename(from: &Path, to: &Path) -> Result<(), ClientError> {
     })
 }
 
-fn load(h264_path: &Path, ogg_path: &Path) -> Result<Fixture, ClientError> {
+fn load(
+    h264_path: &Path,
+    ogg_path: &Path,
+    (width, height): (u32, u32),
+) -> Result<Fixture, ClientError> {
     let source = MediaSource::from_files(h264_path, FIXTURE_FPS, Some(ogg_path))?;
     Ok(Fixture {
         h264_path: h264_path.to_path_buf(),
         ogg_path: ogg_path.to_path_buf(),
-        width: FIXTURE_WIDTH,
-        height: FIXTURE_HEIGHT,
+        width,
+        height,
         fps: FIXTURE_FPS,
         video_frames: source.video_frames(),
         video_keyframes: source.video_keyframes(),
@@ -278,12 +310,31 @@ mod tests {
 
     #[test]
     fn sync_and_test_pattern_fixtures_never_share_cache_files() {
-        let pattern = Recipe::test_pattern(20, FixtureAudio::Stereo);
-        let mono = Recipe::test_pattern(20, FixtureAudio::Mono);
+        let default_size = (FIXTURE_WIDTH, FIXTURE_HEIGHT);
+        let pattern = Recipe::test_pattern(20, FixtureAudio::Stereo, default_size);
+        let mono = Recipe::test_pattern(20, FixtureAudio::Mono, default_size);
         let sync = Recipe::sync_signal(20);
         assert_eq!(pattern.name, "castgate-v2-20s-640x360-30fps-stereo");
         assert_eq!(mono.name, "castgate-v2-20s-640x360-30fps-mono");
         assert_eq!(sync.name, "castgate-sync-v1-20s-640x360-30fps");
+    }
+
+    #[test]
+    fn a_sized_fixture_has_its_own_cache_files_and_picture_size() {
+        let qhd = Recipe::test_pattern(4, FixtureAudio::Stereo, (960, 540));
+        assert_eq!(qhd.name, "castgate-v2-4s-960x540-30fps-stereo");
+        assert_eq!(qhd.video, "testsrc2=size=960x540:rate=30");
+        assert_eq!((qhd.width, qhd.height), (960, 540));
+    }
+
+    #[test]
+    fn odd_or_zero_fixture_sizes_are_refused_before_running_ffmpeg() {
+        let dir = Path::new("/nonexistent/castgate-fixture-test");
+        for size in [(641, 360), (640, 0), (0, 0)] {
+            let err = generate_fixture_sized(dir, 2, size).unwrap_err();
+            assert!(matches!(err, ClientError::Ffmpeg(_)), "{err}");
+        }
+        assert!(!dir.exists());
     }
 
     #[test]
