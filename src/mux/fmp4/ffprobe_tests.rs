@@ -4,8 +4,8 @@
 use bytes::Bytes;
 
 use super::test_support::{
-    access_units, ffmpeg_available, ffprobe_frame_sizes, ffprobe_streams, generate_h264_clip,
-    generate_h264_clip_sized, scratch_dir, Clip, ProbedStream,
+    access_units, clips_of_two_sizes, ffmpeg_available, ffprobe_frame_sizes, ffprobe_streams,
+    generate_h264_clip, scratch_dir, Clip, ProbedStream,
 };
 use super::{
     init_segment, media_segment, InBandParameterSets, Sample, TrackCodec, TrackFragment, TrackSpec,
@@ -114,9 +114,7 @@ fn a_size_change_decodes_under_the_first_init_when_keyframes_carry_sps_and_pps()
         return;
     }
     let dir = scratch_dir("fmp4-in-band");
-    let small = access_units(&generate_h264_clip_sized(&dir, 1, 25, (320, 240)));
-    let large = access_units(&generate_h264_clip_sized(&dir, 1, 25, (640, 360)));
-    assert_ne!(small.sps, large.sps);
+    let (small, large) = clips_of_two_sizes(&dir, 1);
 
     let path = dir.join("in-band.mp4");
     std::fs::write(&path, first_init_then_both_clips(&small, &large, true)).unwrap();

@@ -189,6 +189,18 @@ mod tests {
     use super::*;
     use crate::mux::fmp4::test_support::{child, children, parse_boxes, u32_at};
 
+    /// A media segment of one track (id 1, decode time 0) holding `samples`.
+    fn one_track_segment(samples: &[Sample]) -> Bytes {
+        media_segment(
+            1,
+            &[TrackFragment {
+                track_id: 1,
+                base_media_decode_time: 0,
+                samples,
+            }],
+        )
+    }
+
     fn sample(duration: u32, keyframe: bool, data: &'static [u8]) -> Sample {
         Sample {
             duration,
@@ -280,14 +292,7 @@ mod tests {
     #[test]
     fn sample_flags_mark_only_keyframes_as_sync() {
         let samples = [sample(3000, true, b"k"), sample(3000, false, b"p")];
-        let seg = media_segment(
-            1,
-            &[TrackFragment {
-                track_id: 1,
-                base_media_decode_time: 0,
-                samples: &samples,
-            }],
-        );
+        let seg = one_track_segment(&samples);
         let top = parse_boxes(&seg).unwrap();
         let trun = child(child(top[1].body, "traf").unwrap(), "trun").unwrap();
         assert_eq!(trun[0], 0, "no composition offsets: version 0");
@@ -313,14 +318,7 @@ mod tests {
         let mut b_frame = sample(3000, false, b"b");
         b_frame.cts_offset = -3000;
         let samples = [sample(3000, true, b"i"), b_frame];
-        let seg = media_segment(
-            1,
-            &[TrackFragment {
-                track_id: 1,
-                base_media_decode_time: 0,
-                samples: &samples,
-            }],
-        );
+        let seg = one_track_segment(&samples);
         let top = parse_boxes(&seg).unwrap();
         let trun = child(child(top[1].body, "traf").unwrap(), "trun").unwrap();
         assert_eq!(trun[0], 1);
@@ -343,14 +341,7 @@ mod tests {
         let mut key = sample(3000, true, b"IDR");
         key.prefix = Bytes::from_static(b"ps");
         let samples = [key, sample(3000, false, b"P")];
-        let seg = media_segment(
-            1,
-            &[TrackFragment {
-                track_id: 1,
-                base_media_decode_time: 0,
-                samples: &samples,
-            }],
-        );
+        let seg = one_track_segment(&samples);
         let top = parse_boxes(&seg).unwrap();
         assert_eq!(top[2].body, b"psIDRP");
         let trun = child(child(top[1].body, "traf").unwrap(), "trun").unwrap();

@@ -140,6 +140,15 @@ pub(crate) fn generate_h264_clip_sized(
     std::fs::read(&path).expect("read clip")
 }
 
+/// Two `seconds`-long clips (GOP 25) that differ only in size, 320x240 and 640x360, cut into
+/// access units: a publisher's resolution change.
+pub(crate) fn clips_of_two_sizes(dir: &Path, seconds: u32) -> (Clip, Clip) {
+    let small = access_units(&generate_h264_clip_sized(dir, seconds, 25, (320, 240)));
+    let large = access_units(&generate_h264_clip_sized(dir, seconds, 25, (640, 360)));
+    assert_ne!(small.sps, large.sps);
+    (small, large)
+}
+
 /// The NAL units of an Annex B byte stream (start codes removed).
 pub(crate) fn split_annex_b(data: &[u8]) -> Vec<&[u8]> {
     let mut starts = Vec::new();

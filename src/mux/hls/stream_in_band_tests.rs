@@ -5,13 +5,12 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::stream_audio_tests::{opus, opus_frame};
-use super::stream_tests::{config, feed, params, parse, video, video_stream, FRAME, T0_MS};
+use super::stream_tests::{config, feed, params, parse, push_clip, video, video_stream, T0_MS};
 use super::HlsStream;
-use crate::media::h264::{avcc_nals, nal, nal_type, ParameterSets};
-use crate::media::{Codec, Frame};
+use crate::media::h264::{avcc_nals, nal, nal_type};
 use crate::mux::fmp4::test_support::{
-    access_units, ffmpeg_available, ffprobe_frame_sizes, generate_h264_clip_sized, parse_boxes,
-    parse_media_segment, scratch_dir, Clip, PPS_X264, SPS_320X240, SPS_640X360,
+    clips_of_two_sizes, ffmpeg_available, ffprobe_frame_sizes, parse_boxes, parse_media_segment,
+    scratch_dir, PPS_X264, SPS_320X240, SPS_640X360,
 };
 
 /// The bytes of each sample of the segment's first track (video), in order, from `mdat`.
@@ -126,24 +125,6 @@ fn audio_samples_never_get_parameter_sets() {
     );
 }
 
-/// Feeds `clip` (x264, cut into access units) as 25 fps frames from frame `first`.
-fn push_clip(s: &mut HlsStream, clip: &Clip, first: i64) {
-    for (i, (data, key)) in clip.frames.iter().enumerate() {
-        if *key {
-            s.set_video(ParameterSets::new(clip.sps.clone(), clip.pps.clone()).unwrap());
-        }
-        let t = (first + i as i64) * FRAME;
-        let frame = Frame {
-            codec: Codec::H264,
-            pts: t,
-            dts: t,
-            keyframe: *key,
-            data: data.clone(),
-        };
-        s.push(frame, T0_MS + t / 90);
-    }
-}
-
 #[test]
 fn a_player_that_keeps_the_first_init_decodes_both_sizes_without_errors() {
     let test = "a_player_that_keeps_the_first_init_decodes_both_sizes_without_errors";
@@ -151,8 +132,7 @@ fn a_player_that_keeps_the_first_init_decodes_both_sizes_without_errors() {
         return;
     }
     let dir = scratch_dir("hls-in-band");
-    let small = access_units(&generate_h264_clip_sized(&dir, 2, 25, (320, 240)));
-    let large = access_units(&generate_h264_clip_sized(&dir, 2, 25, (640, 360)));
+    let (small, large) = clips_of_two_sizes(&dir, 2);
     let mut s = HlsStream::new(config(1000, 10));
     push_clip(&mut s, &small, 0);
     push_clip(&mut s, &large, 50);
