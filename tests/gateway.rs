@@ -1,5 +1,6 @@
 //! castgate end to end over loopback: a real WHIP publisher (webrtc-rs) into the gateway,
-//! HLS and HTTP-FLV out, checked with ffprobe; plus hostile requests against the HTTP API.
+//! HLS and HTTP-FLV out, checked with ffprobe (and live with ffmpeg across a resolution change);
+//! plus hostile requests against the HTTP API.
 //!
 //! One integration-test crate (one link); the modules live under `tests/gateway/`.
 
@@ -44,3 +45,6 @@ mod simulcast;
 
 #[path = "gateway/flv_timeline.rs"]
 mod flv_timeline;
+
+#[path = "gateway/resolution_change.rs"]
+mod resolution_change;

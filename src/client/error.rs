@@ -24,6 +24,8 @@ pub enum ClientError {
     FrameRate(u32),
     #[error("invalid simulcast layers: {0}")]
     Layers(String),
+    #[error("cannot send these media sources back to back: {0}")]
+    Join(&'static str),
     #[error("invalid WHIP endpoint URL {url}: {reason}")]
     Endpoint { url: String, reason: String },
     #[error("HTTP request failed: {0}")]

@@ -1,7 +1,8 @@
 //! Test media made with ffmpeg: browser-like H.264 (constrained baseline, no B-frames, a
 //! keyframe every second) in Annex B and 20 ms Opus frames in Ogg, cached by parameters.
-//! Two pictures: a moving test pattern with a steady tone (mono or stereo), and an A/V sync
-//! signal (a white flash frame and a tone burst together at every whole second).
+//! Two pictures: a moving test pattern with a steady tone (mono or stereo, 640x360 or any
+//! other size), and an A/V sync signal (a white flash frame and a tone burst together at every
+//! whole second).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -54,36 +55,29 @@ impl FixtureAudio {
     }
 }
 
-/// What ffmpeg is asked to make: the file name prefix and the lavfi sources.
+/// What ffmpeg is asked to make: the file name prefix, the lavfi sources and the picture size.
 struct Recipe {
     name: String,
     video: String,
-    size: (u32, u32),
     audio: String,
     audio_coding: FixtureAudio,
+    width: u32,
+    height: u32,
 }
 
 impl Recipe {
-    /// ffmpeg's moving test pattern and a steady 440 Hz tone.
-    fn test_pattern(seconds: u32, audio: FixtureAudio) -> Recipe {
-        Self::sized_test_pattern(seconds, audio, (FIXTURE_WIDTH, FIXTURE_HEIGHT))
-    }
-
-    /// The test pattern at another picture size.
-    fn sized_test_pattern(
-        seconds: u32,
-        audio: FixtureAudio,
-        (width, height): (u32, u32),
-    ) -> Recipe {
+    /// ffmpeg's moving test pattern at `width` x `height` and a steady 440 Hz tone.
+    fn test_pattern(seconds: u32, audio: FixtureAudio, (width, height): (u32, u32)) -> Recipe {
         Recipe {
             name: format!(
                 "castgate-v{RECIPE_VERSION}-{seconds}s-{width}x{height}-{FIXTURE_FPS}fps-{}",
                 audio.label()
             ),
             video: format!("testsrc2=size={width}x{height}:rate={FIXTURE_FPS}"),
-            size: (width, height),
             audio: "sine=frequency=440:sample_rate=48000".into(),
             audio_coding: audio,
+            width,
+            height,
         }
     }
 
@@ -105,12 +99,13 @@ impl Recipe {
                  drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:\
                  enable='gt(n,0)*not(mod(n,{FIXTURE_FPS}))'"
             ),
-            size: (FIXTURE_WIDTH, FIXTURE_HEIGHT),
             audio: format!(
                 "aevalsrc='if(gte(n,{RATE})*lt(mod(n,{RATE}),{burst_samples}),\
                  0.5*sin(2*PI*{SYNC_TONE_HZ}*n/{RATE}),0)':s={RATE}:c=stereo"
             ),
             audio_coding: FixtureAudio::Stereo,
+            width: FIXTURE_WIDTH,
+            height: FIXTURE_HEIGHT,
         }
     }
 }
@@ -151,28 +146,27 @@ pub fn generate_fixture_with_audio(
     seconds: u32,
     audio: FixtureAudio,
 ) -> Result<Fixture, ClientError> {
-    generate(dir, seconds, Recipe::test_pattern(seconds, audio))
-}
-
-/// [`generate_fixture`] at a picture size other than [`FIXTURE_WIDTH`] × [`FIXTURE_HEIGHT`]
-/// (the same pattern, frame rate, keyframes and audio): the layers of a simulcast publish, or
-/// the two halves of a resolution change.
-pub fn generate_sized_fixture(
-    dir: &Path,
-    seconds: u32,
-    width: u32,
-    height: u32,
-) -> Result<Fixture, ClientError> {
-    if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
-        return Err(ClientError::Ffmpeg(format!(
-            "fixture size {width}x{height}: both sides must be even and non-zero"
-        )));
-    }
     generate(
         dir,
         seconds,
-        Recipe::sized_test_pattern(seconds, FixtureAudio::Stereo, (width, height)),
+        Recipe::test_pattern(seconds, audio, (FIXTURE_WIDTH, FIXTURE_HEIGHT)),
     )
+}
+
+/// [`generate_fixture`] at another picture size (stereo audio), e.g. to publish a camera that
+/// changes resolution ([`MediaSource::followed_by`]). Both dimensions must be even (4:2:0).
+pub fn generate_fixture_sized(
+    dir: &Path,
+    seconds: u32,
+    (width, height): (u32, u32),
+) -> Result<Fixture, ClientError> {
+    if width == 0 || height == 0 || width % 2 == 1 || height % 2 == 1 {
+        return Err(ClientError::Ffmpeg(format!(
+            "fixture size {width}x{height}: both dimensions must be even and non-zero"
+        )));
+    }
+    let recipe = Recipe::test_pattern(seconds, FixtureAudio::Stereo, (width, height));
+    generate(dir, seconds, recipe)
 }
 
 /// Like [`generate_fixture`], but the media is an A/V sync signal: 640x360 at 30 fps, black
@@ -194,7 +188,8 @@ fn generate(dir: &Path, seconds: u32, recipe: Recipe) -> Result<Fixture, ClientE
     let h264_path = dir.join(format!("{name}.h264"));
     let ogg_path = dir.join(format!("{name}.ogg"));
 
-    if let Ok(fixture) = load(&h264_path, &ogg_path, recipe.size) {
+    let size = (recipe.width, recipe.height);
+    if let Ok(fixture) = load(&h264_path, &ogg_path, size) {
         return Ok(fixture);
     }
     std::fs::create_dir_all(dir).map_err(|source| ClientError::Io {
@@ -211,7 +206,7 @@ fn generate(dir: &Path, seconds: u32, recipe: Recipe) -> Result<Fixture, ClientE
     let _ = std::fs::remove_file(&h264_tmp);
     let _ = std::fs::remove_file(&ogg_tmp);
     result?;
-    load(&h264_path, &ogg_path, recipe.size)
+    load(&h264_path, &ogg_path, size)
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), ClientError> {
@@ -315,16 +310,31 @@ mod tests {
 
     #[test]
     fn sync_and_test_pattern_fixtures_never_share_cache_files() {
-        let pattern = Recipe::test_pattern(20, FixtureAudio::Stereo);
-        let mono = Recipe::test_pattern(20, FixtureAudio::Mono);
+        let default_size = (FIXTURE_WIDTH, FIXTURE_HEIGHT);
+        let pattern = Recipe::test_pattern(20, FixtureAudio::Stereo, default_size);
+        let mono = Recipe::test_pattern(20, FixtureAudio::Mono, default_size);
         let sync = Recipe::sync_signal(20);
         assert_eq!(pattern.name, "castgate-v2-20s-640x360-30fps-stereo");
         assert_eq!(mono.name, "castgate-v2-20s-640x360-30fps-mono");
         assert_eq!(sync.name, "castgate-sync-v1-20s-640x360-30fps");
-        let small = Recipe::sized_test_pattern(20, FixtureAudio::Stereo, (320, 180));
-        assert_eq!(small.name, "castgate-v2-20s-320x180-30fps-stereo");
-        assert!(small.video.contains("size=320x180"), "{}", small.video);
-        assert!(generate_sized_fixture(Path::new("/nonexistent"), 1, 321, 180).is_err());
+    }
+
+    #[test]
+    fn a_sized_fixture_has_its_own_cache_files_and_picture_size() {
+        let qhd = Recipe::test_pattern(4, FixtureAudio::Stereo, (960, 540));
+        assert_eq!(qhd.name, "castgate-v2-4s-960x540-30fps-stereo");
+        assert_eq!(qhd.video, "testsrc2=size=960x540:rate=30");
+        assert_eq!((qhd.width, qhd.height), (960, 540));
+    }
+
+    #[test]
+    fn odd_or_zero_fixture_sizes_are_refused_before_running_ffmpeg() {
+        let dir = Path::new("/nonexistent/castgate-fixture-test");
+        for size in [(641, 360), (640, 0), (0, 0)] {
+            let err = generate_fixture_sized(dir, 2, size).unwrap_err();
+            assert!(matches!(err, ClientError::Ffmpeg(_)), "{err}");
+        }
+        assert!(!dir.exists());
     }
 
     #[test]

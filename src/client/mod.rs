@@ -19,7 +19,7 @@ mod whip;
 pub use annexb::AccessUnit;
 pub use error::ClientError;
 pub use fixture::{
-    generate_fixture, generate_fixture_with_audio, generate_sized_fixture, generate_sync_fixture,
+    generate_fixture, generate_fixture_sized, generate_fixture_with_audio, generate_sync_fixture,
     Fixture, FixtureAudio, FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_VIDEO_KBPS, FIXTURE_WIDTH,
     SYNC_BURST_MS, SYNC_TONE_HZ,
 };

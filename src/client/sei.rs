@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use crate::media::h264::nal::{AUD, PPS, SEI as NAL_SEI, SPS};
-use crate::media::h264::split_annexb;
+use crate::media::h264::{avcc_nals, split_annexb};
 
 /// Identifies castgate's latency stamps among other user data (a random v4 UUID).
 pub const LATENCY_UUID: [u8; 16] = [
@@ -68,18 +68,9 @@ pub fn stamp_access_unit(au: &[u8], unix_micros: u64) -> Bytes {
 /// The stamp in an AVCC access unit (4-byte big-endian NAL lengths), if there is one. Stops
 /// quietly at a truncated or malformed unit: `avcc` may be only the start of a frame.
 pub fn find_latency_stamp(avcc: &[u8]) -> Option<u64> {
-    let mut rest = avcc;
-    while rest.len() >= 4 {
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let nal = rest.get(4..4usize.saturating_add(len))?;
-        if nal.first().is_some_and(|h| h & 0x1f == NAL_SEI) {
-            if let Some(stamp) = stamp_in_sei(&unescape(&nal[1..])) {
-                return Some(stamp);
-            }
-        }
-        rest = &rest[4 + len..];
-    }
-    None
+    avcc_nals(avcc)
+        .filter(|nal| nal.first().is_some_and(|h| h & 0x1f == NAL_SEI))
+        .find_map(|nal| stamp_in_sei(&unescape(&nal[1..])))
 }
 
 /// Every stamp in `bytes` wherever it sits, e.g. an fMP4 `mdat` holding several samples of

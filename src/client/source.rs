@@ -134,6 +134,35 @@ impl MediaSource {
         }
     }
 
+    /// This source and then `next` as one source, sent back to back on the same tracks: RTP
+    /// timestamps and sequence numbers run on from one to the other, as when a camera changes
+    /// resolution mid-publish (the encoder sends the new SPS/PPS with the next keyframe,
+    /// which `next` opens with). Both must have the same frame rate, and both or neither audio.
+    pub fn followed_by(&self, next: &MediaSource) -> Result<MediaSource, ClientError> {
+        if !self.layers.is_empty() || !next.layers.is_empty() {
+            return Err(ClientError::Join("simulcast sources cannot be joined"));
+        }
+        if self.fps != next.fps {
+            return Err(ClientError::Join("the frame rates differ"));
+        }
+        let audio = match (&self.audio, &next.audio) {
+            (Some(a), Some(b)) => Some(a.iter().chain(b.iter()).cloned().collect()),
+            (None, None) => None,
+            _ => return Err(ClientError::Join("only one of them has audio")),
+        };
+        Ok(MediaSource {
+            video: self
+                .video
+                .iter()
+                .chain(next.video.iter())
+                .cloned()
+                .collect(),
+            fps: self.fps,
+            audio,
+            layers: Vec::new().into(),
+        })
+    }
+
     /// The access units, in decoding order.
     pub fn video(&self) -> &[AccessUnit] {
         &self.video
@@ -237,6 +266,42 @@ mod tests {
             src.video_duration(),
             Duration::from_secs_f64(1.0 / 30.0) * 2
         );
+    }
+
+    #[test]
+    fn sources_followed_by_each_other_play_one_after_the_other() {
+        let a = MediaSource::from_bytes(IDR_STREAM, 30, None).unwrap();
+        let b = MediaSource::from_bytes(&IDR_STREAM[..18], 30, None).unwrap();
+        let joined = a.followed_by(&b).unwrap();
+        assert_eq!(joined.video_frames(), 3);
+        assert_eq!(joined.video_keyframes(), 2);
+        assert_eq!(joined.video()[..2], a.video()[..]);
+        assert_eq!(joined.video()[2], b.video()[0]);
+        assert_eq!(
+            joined.video_duration(),
+            a.video_duration() + b.video_duration()
+        );
+        assert_eq!(joined.fps(), 30);
+        assert!(joined.audio().is_none());
+    }
+
+    #[test]
+    fn sources_with_other_frame_rates_or_half_the_audio_cannot_be_joined() {
+        let a = MediaSource::from_bytes(IDR_STREAM, 30, None).unwrap();
+        let b = MediaSource::from_bytes(IDR_STREAM, 25, None).unwrap();
+        assert!(matches!(a.followed_by(&b), Err(ClientError::Join(_))));
+        let with_audio = MediaSource {
+            audio: Some(Vec::new().into()),
+            ..a.clone()
+        };
+        assert!(matches!(
+            a.followed_by(&with_audio),
+            Err(ClientError::Join(_))
+        ));
+        assert!(matches!(
+            with_audio.followed_by(&a),
+            Err(ClientError::Join(_))
+        ));
     }
 
     #[test]

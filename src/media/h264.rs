@@ -1,10 +1,12 @@
 //! H.264 parameter sets: SPS parsing, the avcC record, NAL unit helpers.
 //!
 //! Submodules (in `h264/`): `bits` (emulation-prevention removal, exp-Golomb reader), `sps`
-//! (SPS fields we need), `params` (SPS+PPS pair, avcC record, RFC 6381 codec string) and
-//! `annexb` (start-code splitting, AVCC conversion, access-unit grouping).
+//! (SPS fields we need), `params` (SPS+PPS pair, avcC record, RFC 6381 codec string),
+//! `annexb` (start-code splitting, AVCC conversion, access-unit grouping) and `avcc` (walking
+//! and writing length-prefixed NAL units).
 
 pub mod annexb;
+pub mod avcc;
 pub mod bits;
 mod params;
 mod sps;
@@ -12,6 +14,7 @@ mod sps;
 pub(crate) mod test_vectors;
 
 pub use annexb::{annexb_to_avcc, split_access_units, split_annexb};
+pub use avcc::{avcc_nals, push_avcc_nal};
 pub use params::ParameterSets;
 pub use sps::{parse_sps, SpsInfo};
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 use castgate::client::{accepted_layers, PublishOptions};
 
 use super::support::{
-    eventually, expected_video, finish_publish, finish_viewers, fixture, init_tracing, output_dir,
-    probe_video, publish_and_watch_with, require_media_tools, sized_fixture, write, write_hls_file,
-    TestServer, Watched,
+    eventually, expected_video, finish_publish, finish_viewers, fixture, fixture_sized,
+    init_tracing, output_dir, probe_video, publish_and_watch_with, require_media_tools, write,
+    write_hls_file, TestServer, Watched,
 };
 
 const SECONDS: u32 = 5;
@@ -21,9 +21,9 @@ async fn three_layer_simulcast_offer_is_received_as_its_top_layer_only() {
     require_media_tools();
     // Layers like Chromium's `q`, `h`, `f` (scaleResolutionDownBy 4, 2, 1 of 1280x720),
     // offered low to high as the WebRTC samples do.
-    let q = sized_fixture(SECONDS, 320, 180).await;
+    let q = fixture_sized(SECONDS, (320, 180)).await;
     let h = fixture(SECONDS).await;
-    let f = sized_fixture(SECONDS, 1280, 720).await;
+    let f = fixture_sized(SECONDS, (1280, 720)).await;
     let source = h
         .media_source()
         .with_layers(&[
@@ -133,7 +133,7 @@ async fn three_layer_simulcast_offer_is_received_as_its_top_layer_only() {
 async fn loss_on_a_simulcast_layer_is_repaired_by_repaired_rid_rtx() {
     init_tracing();
     require_media_tools();
-    let q = sized_fixture(SECONDS, 320, 180).await;
+    let q = fixture_sized(SECONDS, (320, 180)).await;
     let f = fixture(SECONDS).await;
     let source = f
         .media_source()

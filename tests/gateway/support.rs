@@ -43,7 +43,6 @@ pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures")
 }
 
-/// A fresh scratch directory for one test's output files (kept for inspection after a failure).
 /// The ffmpeg test-pattern fixture of `seconds` (stereo audio), made once and cached.
 pub async fn fixture(seconds: u32) -> castgate::client::Fixture {
     tokio::task::spawn_blocking(move || castgate::client::generate_fixture(&fixture_dir(), seconds))
@@ -53,15 +52,16 @@ pub async fn fixture(seconds: u32) -> castgate::client::Fixture {
 }
 
 /// [`fixture`] at another picture size.
-pub async fn sized_fixture(seconds: u32, width: u32, height: u32) -> castgate::client::Fixture {
+pub async fn fixture_sized(seconds: u32, size: (u32, u32)) -> castgate::client::Fixture {
     tokio::task::spawn_blocking(move || {
-        castgate::client::generate_sized_fixture(&fixture_dir(), seconds, width, height)
+        castgate::client::generate_fixture_sized(&fixture_dir(), seconds, size)
     })
     .await
     .expect("fixture task")
     .expect("ffmpeg makes the fixture")
 }
 
+/// A fresh scratch directory for one test's output files (kept for inspection after a failure).
 pub fn output_dir(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("gateway-output")

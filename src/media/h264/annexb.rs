@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::avcc::{push_avcc_nal, LENGTH_SIZE};
 use super::{first_mb_in_slice, nal, nal_type};
 
 /// Index of the `01` of the next `00 00 01` whose first zero is at or after `from`.
@@ -67,14 +68,10 @@ pub fn split_annexb(data: &[u8]) -> AnnexBNals<'_> {
 /// AVCC layout of [`crate::media::Frame`] data). Parameter sets are kept; filter them first if
 /// they must not be in the output.
 pub fn annexb_to_avcc(data: &[u8]) -> Bytes {
-    let total: usize = split_annexb(data).map(|n| 4 + n.len()).sum();
+    let total: usize = split_annexb(data).map(|n| LENGTH_SIZE + n.len()).sum();
     let mut out = Vec::with_capacity(total);
     for nal in split_annexb(data) {
-        // NAL units longer than 4 GiB cannot exist in a slice this function could be handed
-        // on the platforms castgate targets; saturate rather than wrap just in case.
-        let len = u32::try_from(nal.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(nal);
+        push_avcc_nal(&mut out, nal);
     }
     Bytes::from(out)
 }

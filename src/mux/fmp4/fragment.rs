@@ -16,8 +16,24 @@ pub struct Sample {
     pub cts_offset: i32,
     /// A sync sample (IDR for H.264; every audio frame).
     pub keyframe: bool,
-    /// The sample bytes as they go into `mdat` (AVCC for H.264).
+    /// Bytes that go into `mdat` just before `data`, as part of the same sample: the in-band
+    /// parameter sets of an H.264 keyframe ([`super::InBandParameterSets`]), empty otherwise.
+    /// Kept apart so a keyframe is not copied to put a few bytes in front of it.
+    pub prefix: Bytes,
+    /// The sample bytes as they go into `mdat` (AVCC for H.264), after `prefix`.
     pub data: Bytes,
+}
+
+impl Sample {
+    /// Bytes of the sample in `mdat`: prefix and data.
+    pub fn len(&self) -> usize {
+        self.prefix.len() + self.data.len()
+    }
+
+    /// True when the sample has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The samples of one track in one media segment.
@@ -79,7 +95,7 @@ fn moof_len(fragments: &[TrackFragment]) -> usize {
 
 fn sample_size(sample: &Sample) -> u32 {
     // A sample past 4 GiB cannot come from a real encoder; saturate instead of wrapping.
-    u32::try_from(sample.data.len()).unwrap_or(u32::MAX)
+    u32::try_from(sample.len()).unwrap_or(u32::MAX)
 }
 
 /// Writes a media segment: `styp`, a `moof` with one `traf` per fragment (in the given order)
@@ -92,7 +108,7 @@ pub fn media_segment(sequence_number: u32, fragments: &[TrackFragment]) -> Bytes
     let payload_len: usize = fragments
         .iter()
         .flat_map(|f| f.samples.iter())
-        .map(|s| s.data.len())
+        .map(Sample::len)
         .sum();
     let moof_len = moof_len(fragments);
     let mdat_header = mdat_header_len(payload_len);
@@ -115,13 +131,14 @@ pub fn media_segment(sequence_number: u32, fragments: &[TrackFragment]) -> Bytes
         write_full_box(b, b"mfhd", 0, 0, |b| b.put_u32(sequence_number));
         for fragment in fragments {
             write_traf(b, fragment, data_offset);
-            data_offset += fragment.samples.iter().map(|s| s.data.len()).sum::<usize>();
+            data_offset += fragment.samples.iter().map(Sample::len).sum::<usize>();
         }
     });
     debug_assert_eq!(buf.len() - moof_start, moof_len, "moof size precomputation");
 
     write_mdat_header(&mut buf, payload_len);
     for sample in fragments.iter().flat_map(|f| f.samples.iter()) {
+        buf.put_slice(&sample.prefix);
         buf.put_slice(&sample.data);
     }
     debug_assert_eq!(buf.len(), total, "media segment size precomputation");
@@ -172,11 +189,24 @@ mod tests {
     use super::*;
     use crate::mux::fmp4::test_support::{child, children, parse_boxes, u32_at};
 
+    /// A media segment of one track (id 1, decode time 0) holding `samples`.
+    fn one_track_segment(samples: &[Sample]) -> Bytes {
+        media_segment(
+            1,
+            &[TrackFragment {
+                track_id: 1,
+                base_media_decode_time: 0,
+                samples,
+            }],
+        )
+    }
+
     fn sample(duration: u32, keyframe: bool, data: &'static [u8]) -> Sample {
         Sample {
             duration,
             cts_offset: 0,
             keyframe,
+            prefix: Bytes::new(),
             data: Bytes::from_static(data),
         }
     }
@@ -262,14 +292,7 @@ mod tests {
     #[test]
     fn sample_flags_mark_only_keyframes_as_sync() {
         let samples = [sample(3000, true, b"k"), sample(3000, false, b"p")];
-        let seg = media_segment(
-            1,
-            &[TrackFragment {
-                track_id: 1,
-                base_media_decode_time: 0,
-                samples: &samples,
-            }],
-        );
+        let seg = one_track_segment(&samples);
         let top = parse_boxes(&seg).unwrap();
         let trun = child(child(top[1].body, "traf").unwrap(), "trun").unwrap();
         assert_eq!(trun[0], 0, "no composition offsets: version 0");
@@ -295,14 +318,7 @@ mod tests {
         let mut b_frame = sample(3000, false, b"b");
         b_frame.cts_offset = -3000;
         let samples = [sample(3000, true, b"i"), b_frame];
-        let seg = media_segment(
-            1,
-            &[TrackFragment {
-                track_id: 1,
-                base_media_decode_time: 0,
-                samples: &samples,
-            }],
-        );
+        let seg = one_track_segment(&samples);
         let top = parse_boxes(&seg).unwrap();
         let trun = child(child(top[1].body, "traf").unwrap(), "trun").unwrap();
         assert_eq!(trun[0], 1);
@@ -318,5 +334,19 @@ mod tests {
         let kinds: Vec<&str> = top.iter().map(|b| b.kind).collect();
         assert_eq!(kinds, ["styp", "moof", "mdat"]);
         assert!(top[2].body.is_empty());
+    }
+
+    #[test]
+    fn a_samples_prefix_goes_in_front_of_its_data_and_counts_in_its_size() {
+        let mut key = sample(3000, true, b"IDR");
+        key.prefix = Bytes::from_static(b"ps");
+        let samples = [key, sample(3000, false, b"P")];
+        let seg = one_track_segment(&samples);
+        let top = parse_boxes(&seg).unwrap();
+        assert_eq!(top[2].body, b"psIDRP");
+        let trun = child(child(top[1].body, "traf").unwrap(), "trun").unwrap();
+        assert_eq!(u32_at(trun, 16), 5, "first sample: prefix + data");
+        assert_eq!(u32_at(trun, 28), 1);
+        assert_eq!(seg.len(), top.iter().map(|b| b.size).sum::<usize>());
     }
 }

@@ -10,8 +10,9 @@ use crate::media::h264::ParameterSets;
 /// The codec of one track and the configuration its sample entry needs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrackCodec {
-    /// H.264 in `avc1` + `avcC` (ISO/IEC 14496-15 §5.4). Parameter sets live in `avcC` only,
-    /// so samples must not carry SPS/PPS (the `avc1` rule).
+    /// H.264 in `avc1` + `avcC` (ISO/IEC 14496-15 §5.4). Keyframe samples may carry the same
+    /// SPS and PPS in-band as well ([`super::InBandParameterSets`] says why that stays `avc1`);
+    /// other parameter sets need a new init segment.
     H264(ParameterSets),
     /// AAC in `mp4a` + `esds` (ISO/IEC 14496-14 §5.6).
     Aac {

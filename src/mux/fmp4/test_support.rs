@@ -116,10 +116,20 @@ pub(crate) fn scratch_dir(test: &str) -> PathBuf {
 
 /// Encodes a `seconds`-long 320x240 25 fps baseline clip (GOP 25, no B-frames) as Annex B.
 pub(crate) fn generate_h264_clip(dir: &Path, seconds: u32, gop: u32) -> Vec<u8> {
-    let path = dir.join("clip.h264");
+    generate_h264_clip_sized(dir, seconds, gop, (320, 240))
+}
+
+/// [`generate_h264_clip`] at `width` x `height`.
+pub(crate) fn generate_h264_clip_sized(
+    dir: &Path,
+    seconds: u32,
+    gop: u32,
+    (width, height): (u32, u32),
+) -> Vec<u8> {
+    let path = dir.join(format!("clip-{width}x{height}.h264"));
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("testsrc2=size=320x240:rate=25")
+        .arg(format!("testsrc2=size={width}x{height}:rate=25"))
         .args(["-t", &seconds.to_string(), "-c:v", "libx264"])
         .args(["-profile:v", "baseline", "-bf", "0", "-g", &gop.to_string()])
         .args(["-f", "h264"])
@@ -128,6 +138,15 @@ pub(crate) fn generate_h264_clip(dir: &Path, seconds: u32, gop: u32) -> Vec<u8> 
         .expect("run ffmpeg");
     assert!(status.success(), "ffmpeg failed");
     std::fs::read(&path).expect("read clip")
+}
+
+/// Two `seconds`-long clips (GOP 25) that differ only in size, 320x240 and 640x360, cut into
+/// access units: a publisher's resolution change.
+pub(crate) fn clips_of_two_sizes(dir: &Path, seconds: u32) -> (Clip, Clip) {
+    let small = access_units(&generate_h264_clip_sized(dir, seconds, 25, (320, 240)));
+    let large = access_units(&generate_h264_clip_sized(dir, seconds, 25, (640, 360)));
+    assert_ne!(small.sps, large.sps);
+    (small, large)
 }
 
 /// The NAL units of an Annex B byte stream (start codes removed).
@@ -239,6 +258,29 @@ pub(crate) fn ffprobe_streams(path: &Path) -> (Vec<ProbedStream>, String) {
         })
         .collect();
     (streams, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The size of every video frame of `path` as ffprobe decodes it, in order, plus whatever it
+/// printed on stderr at `-v error` (empty when every frame decoded cleanly).
+pub(crate) fn ffprobe_frame_sizes(path: &Path) -> (Vec<(u64, u64)>, String) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["frame=width,height", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let sizes = json["frames"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            let n = |key: &str| f[key].as_u64().unwrap_or(0);
+            (n("width"), n("height"))
+        })
+        .collect();
+    (sizes, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Encodes `seconds` of a 48 kHz mono sine as AAC-LC in ADTS.

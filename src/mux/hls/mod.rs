@@ -16,4 +16,6 @@ pub use window::Bandwidth;
 #[cfg(test)]
 mod stream_audio_tests;
 #[cfg(test)]
+mod stream_in_band_tests;
+#[cfg(test)]
 mod stream_tests;

@@ -4,6 +4,10 @@
 //!
 //! Timing: frames carry 90 kHz decode times; a sample is written when its successor arrives
 //! (its duration is the difference), so each segment ends exactly where the next begins.
+//!
+//! Video keyframes carry the SPS and PPS of their segment's init segment in-band as well
+//! (`fmp4::InBandParameterSets`), so players that keep the first init still decode a
+//! resolution change.
 
 use std::time::Duration;
 
@@ -14,7 +18,9 @@ use super::track::{TimelineBreak, TrackState};
 use super::window::{Bandwidth, NewSegment, SegmentWindow};
 use crate::media::h264::ParameterSets;
 use crate::media::{Codec, Frame, CLOCK_RATE};
-use crate::mux::fmp4::{init_segment, media_segment, TrackCodec, TrackFragment, TrackSpec};
+use crate::mux::fmp4::{
+    init_segment, media_segment, InBandParameterSets, TrackCodec, TrackFragment, TrackSpec,
+};
 
 /// RFC 8216 §6.2.2: a live playlist must not shrink below three target durations of content.
 const MIN_WINDOW: usize = 3;
@@ -394,6 +400,7 @@ impl HlsStream {
 
     fn write_init(&mut self) {
         let mut tracks = Vec::with_capacity(2);
+        let mut in_band = None;
         if self.segmenter.video_led() {
             if let Some(ps) = &self.video_ps {
                 tracks.push(TrackSpec {
@@ -401,8 +408,12 @@ impl HlsStream {
                     timescale: CLOCK_RATE,
                     codec: TrackCodec::H264(ps.clone()),
                 });
+                in_band = Some(InBandParameterSets::new(ps));
             }
         }
+        // The keyframes of the segments this init governs repeat its avcC in-band. An init is
+        // only written as a segment opens, before its first frame becomes a sample.
+        self.video.set_in_band(in_band);
         if let Some(codec) = &self.audio_codec {
             tracks.push(TrackSpec {
                 track_id: AUDIO_TRACK_ID,

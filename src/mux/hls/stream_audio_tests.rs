@@ -13,7 +13,7 @@ use crate::mux::fmp4::test_support::{
 };
 use crate::mux::fmp4::TrackCodec;
 
-fn opus_frame(i: i64) -> Frame {
+pub(super) fn opus_frame(i: i64) -> Frame {
     Frame {
         codec: Codec::Opus,
         pts: i * 1800,

@@ -11,7 +11,7 @@ use crate::media::h264::ParameterSets;
 use crate::media::{Codec, Frame};
 use crate::mux::fmp4::test_support::{
     access_units, ffmpeg_available, ffprobe_streams, generate_h264_clip, parse_media_segment,
-    scratch_dir, ProbedStream, PPS_X264, SPS_320X240, SPS_640X360,
+    scratch_dir, Clip, ProbedStream, PPS_X264, SPS_320X240, SPS_640X360,
 };
 use crate::mux::fmp4::TrackCodec;
 
@@ -57,6 +57,25 @@ pub(super) fn feed(s: &mut HlsStream, range: std::ops::Range<i64>, gop: i64) -> 
         }
     }
     published
+}
+
+/// Feeds `clip` (x264, cut into access units) as 25 fps frames numbered from `first`, with its
+/// parameter sets before each keyframe as a WebRTC sender has them.
+pub(super) fn push_clip(s: &mut HlsStream, clip: &Clip, first: i64) {
+    for (i, (data, key)) in clip.frames.iter().enumerate() {
+        if *key {
+            s.set_video(ParameterSets::new(clip.sps.clone(), clip.pps.clone()).unwrap());
+        }
+        let n = first + i as i64;
+        let frame = Frame {
+            codec: Codec::H264,
+            pts: n * FRAME,
+            dts: n * FRAME,
+            keyframe: *key,
+            data: data.clone(),
+        };
+        s.push(frame, T0_MS + n * 40);
+    }
 }
 
 pub(super) fn parse(s: &HlsStream) -> m3u8_rs::MediaPlaylist {
@@ -377,20 +396,7 @@ fn x264_clip_through_hls_stream_decodes_every_frame() {
     let clip = access_units(&generate_h264_clip(&dir, 2, 25));
     assert_eq!(clip.frames.len(), 50);
     let mut s = HlsStream::new(config(1000, 6));
-    for (i, (data, key)) in clip.frames.iter().enumerate() {
-        if *key {
-            s.set_video(ParameterSets::new(clip.sps.clone(), clip.pps.clone()).unwrap());
-        }
-        let t = 900_000 + i as i64 * FRAME;
-        let frame = Frame {
-            codec: Codec::H264,
-            pts: t,
-            dts: t,
-            keyframe: *key,
-            data: data.clone(),
-        };
-        s.push(frame, T0_MS + i as i64 * 40);
-    }
+    push_clip(&mut s, &clip, 250);
     s.end(T0_MS + 2000);
     let p = parse(&s);
     assert_eq!(p.segments.len(), 2);

@@ -1,9 +1,12 @@
 //! Per-track sample assembly for the HLS stream: holds the last frame until its successor gives
-//! it a duration, converts the 90 kHz media clock to the track's timescale, and collects the
-//! open segment's samples (their buffer is reused from segment to segment).
+//! it a duration, converts the 90 kHz media clock to the track's timescale, puts the in-band
+//! parameter sets in front of video keyframes, and collects the open segment's samples (their
+//! buffer is reused from segment to segment).
+
+use bytes::Bytes;
 
 use crate::media::{Frame, CLOCK_RATE};
-use crate::mux::fmp4::{Sample, TrackFragment};
+use crate::mux::fmp4::{InBandParameterSets, Sample, TrackFragment};
 
 /// Largest believable gap between two consecutive samples of one track (10 s, in seconds).
 /// Screen-share video may idle for seconds; anything longer is a clock jump.
@@ -33,6 +36,9 @@ pub(super) struct TrackState {
     last_duration: Option<u32>,
     /// Where the previous segment's samples ended on the fMP4 timeline (track timescale).
     last_end: u64,
+    /// Parameter sets written in front of each keyframe (H.264 only): those of the init
+    /// segment the next samples belong to.
+    in_band: Option<InBandParameterSets>,
 }
 
 impl TrackState {
@@ -47,7 +53,14 @@ impl TrackState {
             duration_sum: 0,
             last_duration: None,
             last_end: 0,
+            in_band: None,
         }
+    }
+
+    /// Sets the parameter sets for the keyframes appended from now on (`None`: keyframes go in
+    /// as they are). Keyframes already appended keep theirs.
+    pub fn set_in_band(&mut self, in_band: Option<InBandParameterSets>) {
+        self.in_band = in_band;
     }
 
     /// Switches to a new codec's timescale; only between segments. A frame still held belongs
@@ -113,11 +126,16 @@ impl TrackState {
         let cts = self
             .to_track(frame.pts.saturating_sub(origin))
             .saturating_sub(self.to_track(frame.dts.saturating_sub(origin)));
+        let (prefix, data) = match &self.in_band {
+            Some(in_band) if frame.keyframe => in_band.keyframe_sample(&frame.data),
+            _ => (Bytes::new(), frame.data),
+        };
         self.samples.push(Sample {
             duration,
             cts_offset: cts.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
             keyframe: frame.keyframe,
-            data: frame.data,
+            prefix,
+            data,
         });
         self.duration_sum = self.duration_sum.saturating_add(u64::from(duration));
         self.last_duration = Some(duration);
