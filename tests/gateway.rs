@@ -10,6 +10,9 @@ mod support;
 #[path = "common/shared.rs"]
 mod shared;
 
+#[path = "common/live_read.rs"]
+mod live_read;
+
 #[path = "gateway/e2e.rs"]
 mod e2e;
 

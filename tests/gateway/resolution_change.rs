@@ -3,9 +3,9 @@
 //! end. libavformat's HLS demuxer keeps the first init segment's avcC, so the new size only
 //! decodes because every fMP4 keyframe carries its SPS and PPS in-band (issue 18, part 3).
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use super::live_read::ffmpeg_read_live;
 use super::support::{
     eventually, finish_publish, finish_viewers, fixture, fixture_sized, init_tracing, output_dir,
     publish_and_watch, require_media_tools, TestServer, Watched,
@@ -16,107 +16,6 @@ use super::support::{
 const FIRST_SECONDS: u32 = 6;
 const SECOND_SECONDS: u32 = 4;
 const SECOND_SIZE: (u32, u32) = (960, 540);
-
-/// What `ffmpeg -vf showinfo` reported while reading the live playlist.
-struct FfmpegRead {
-    /// Picture size of every decoded frame, in order.
-    sizes: Vec<(u32, u32)>,
-    /// Lines that report damaged pictures: the H.264 decoder's errors, and damage reports at
-    /// any log level.
-    decode_errors: Vec<String>,
-    /// Every line logged at error level or worse.
-    errors: Vec<String>,
-    stderr: String,
-}
-
-/// Parses ffmpeg's stderr as written with `-loglevel level+info` (each line tagged with its
-/// level) and `-vf showinfo` (one line per frame with `s:WIDTHxHEIGHT`).
-fn parse_ffmpeg_log(stderr: String) -> FfmpegRead {
-    const DAMAGE: [&str; 6] = [
-        "error while decoding",
-        "corrupt",
-        "non-existing pps",
-        "decode_slice_header error",
-        "concealing",
-        "no frame!",
-    ];
-    let mut read = FfmpegRead {
-        sizes: Vec::new(),
-        decode_errors: Vec::new(),
-        errors: Vec::new(),
-        stderr: String::new(),
-    };
-    for line in stderr.lines() {
-        if line.contains("Parsed_showinfo") && line.contains(" n:") {
-            let size = line
-                .split_whitespace()
-                .find_map(|t| t.strip_prefix("s:"))
-                .and_then(|s| s.split_once('x'))
-                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
-            if let Some(size) = size {
-                read.sizes.push(size);
-            }
-            continue;
-        }
-        let lower = line.to_ascii_lowercase();
-        let error = ["[error]", "[fatal]", "[panic]"]
-            .iter()
-            .any(|l| line.contains(l));
-        if DAMAGE.iter().any(|d| lower.contains(d)) || (error && line.starts_with("[h264 @")) {
-            read.decode_errors.push(line.to_string());
-        }
-        if error {
-            read.errors.push(line.to_string());
-        }
-    }
-    read.stderr = stderr;
-    read
-}
-
-/// Runs ffmpeg on the live playlist until it ends (EXT-X-ENDLIST) or `limit` passes.
-///
-/// `-live_start_index 0`: start at the first segment listed when ffmpeg opens the playlist,
-/// not three from the end (the default), so wherever a slow machine lets it start it reads
-/// every segment from there on. It is started before the change, so the first init it loads
-/// is the first size's.
-async fn read_live_playlist(url: String, limit: Duration) -> FfmpegRead {
-    let child = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-nostats",
-            "-loglevel",
-            "level+info",
-        ])
-        .args(["-live_start_index", "0", "-i", &url])
-        .args([
-            "-map",
-            "0:v:0",
-            "-vf",
-            "showinfo=checksum=0",
-            "-f",
-            "null",
-            "-",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run ffmpeg");
-    let output = tokio::time::timeout(limit, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("ffmpeg did not reach the end of {url} within {limit:?}"))
-        .expect("ffmpeg output");
-    let read = parse_ffmpeg_log(String::from_utf8_lossy(&output.stderr).into_owned());
-    assert!(
-        output.status.success(),
-        "ffmpeg failed ({}):\n{}",
-        output.status,
-        read.stderr
-    );
-    read
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ffmpeg_reading_live_hls_decodes_a_resolution_change_without_errors() {
@@ -144,10 +43,9 @@ async fn ffmpeg_reading_live_hls_decodes_a_resolution_change_without_errors() {
         "the resolution changed before ffmpeg could start (machine too slow?):\n{playlist}"
     );
     let total = FIRST_SECONDS + SECOND_SECONDS;
-    let reader = tokio::spawn(read_live_playlist(
-        srv.url(&playlist_path),
-        Duration::from_secs(u64::from(total) + 40),
-    ));
+    let url = srv.url(&playlist_path);
+    let limit = Duration::from_secs(u64::from(total) + 40);
+    let reader = tokio::spawn(async move { ffmpeg_read_live(&url, limit).await });
 
     let sent = finish_publish(&srv, name, session, total).await;
     assert_eq!(
@@ -155,6 +53,7 @@ async fn ffmpeg_reading_live_hls_decodes_a_resolution_change_without_errors() {
         (first.video_frames + second.video_frames) as u64
     );
     let read = reader.await.expect("ffmpeg task");
+    assert_eq!(read.status, Some(0), "ffmpeg failed:\n{}", read.stderr);
     let (hls, _flv) = finish_viewers(hls, flv).await;
     srv.shutdown().await;
     let log = output_dir("resolution-change").join("ffmpeg.log");
@@ -201,10 +100,10 @@ async fn ffmpeg_reading_live_hls_decodes_a_resolution_change_without_errors() {
         "frames of other sizes ({})",
         log.display()
     );
-    let first_large = read.sizes.iter().position(|s| *s == SECOND_SIZE);
+    let runs = read.size_runs();
     assert!(
-        first_large.is_some_and(|i| read.sizes[i..].iter().all(|s| *s == SECOND_SIZE)),
-        "the sizes do not switch once, from {small:?} to {SECOND_SIZE:?} ({})",
+        runs.len() == 2 && (runs[1].0, runs[1].1) == SECOND_SIZE,
+        "the sizes do not switch once, from {small:?} to {SECOND_SIZE:?}: {runs:?} ({})",
         log.display()
     );
 }
