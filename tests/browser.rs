@@ -24,7 +24,6 @@ mod shared;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use castgate::config::Config;
 use support::{HlsCapture, Namespace, PageServer};
 
 const STREAM: &str = "browsercam";
@@ -59,7 +58,7 @@ async fn chromium_fake_camera_publishes_h264_over_whip_to_hls_and_flv() {
     );
 }
 
-/// The two tests each run a gateway and Chromium: one at a time on the shared cores.
+/// The tests each run a gateway and Chromium: one at a time on the shared cores.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// castgate's own pages end to end (tests/browser/pages_e2e.rs): publish.html goes live with
@@ -96,6 +95,28 @@ async fn ffmpeg_reads_live_hls_cleanly_across_chromiums_resolution_ramp() {
 }
 
 async fn run_camera(publish: camera::Publish, dir: &str) {
+    in_browser_dir(dir, &format!("{publish:?} test"), |ns, out| async move {
+        camera::run(ns, &out, publish).await
+    })
+    .await;
+}
+
+async fn run_pages(scheme: pages_e2e::Scheme, dir: &str) {
+    in_browser_dir(
+        dir,
+        &format!("pages test ({scheme:?})"),
+        |ns, out| async move { pages_e2e::run(ns, &out, scheme).await },
+    )
+    .await;
+}
+
+/// Runs `test` in the namespace, one browser test at a time, with a fresh output directory
+/// `target/tmp/browser-output/{dir}`; on a timeout prints the end of Chromium's log there.
+async fn in_browser_dir<F, Fut>(dir: &str, what: &str, test: F)
+where
+    F: FnOnce(Namespace, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let Some(ns) = support::namespace_or_skip() else {
         return;
     };
@@ -107,7 +128,7 @@ async fn run_camera(publish: camera::Publish, dir: &str) {
     std::fs::create_dir_all(&out).expect("create output dir");
     let started = Instant::now();
     let log = out.join("chromium-stderr.log");
-    if tokio::time::timeout(TEST_LIMIT, camera::run(ns, &out, publish))
+    if tokio::time::timeout(TEST_LIMIT, test(ns, out))
         .await
         .is_err()
     {
@@ -116,39 +137,9 @@ async fn run_camera(publish: camera::Publish, dir: &str) {
             log.display(),
             support::tail(&log, 40)
         );
-        panic!("{publish:?} test did not finish within {TEST_LIMIT:?}");
+        panic!("{what} did not finish within {TEST_LIMIT:?}");
     }
-    eprintln!(
-        "{publish:?} test passed in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-}
-
-async fn run_pages(scheme: pages_e2e::Scheme, dir: &str) {
-    let Some(ns) = support::namespace_or_skip() else {
-        return;
-    };
-    let _one = ONE_BROWSER.lock().await;
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("browser-output")
-        .join(dir);
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("create output dir");
-    let started = Instant::now();
-    let log = out.join("chromium-stderr.log");
-    let outcome = tokio::time::timeout(TEST_LIMIT, pages_e2e::run(ns, &out, scheme)).await;
-    if outcome.is_err() {
-        eprintln!(
-            "---- last lines of {}:\n{}",
-            log.display(),
-            support::tail(&log, 40)
-        );
-        panic!("pages test ({scheme:?}) did not finish within {TEST_LIMIT:?}");
-    }
-    eprintln!(
-        "pages test ({scheme:?}) passed in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("{what} passed in {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// Saves the page's SDPs; on failure (panic or timeout) also prints what the page reported and
@@ -191,11 +182,7 @@ async fn run(ns: Namespace) {
         out.display()
     );
 
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().expect("loopback addr");
-    config.webrtc.interfaces = ns.ips.clone();
-    config.hls.segment_duration_secs = 1.0;
-    let server = castgate::server::start(config)
+    let server = castgate::server::start(support::gateway_config(&ns))
         .await
         .expect("castgate server starts");
     let gateway = server.http_addr();

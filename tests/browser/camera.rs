@@ -12,8 +12,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use castgate::config::Config;
-
 use crate::live_read::{ffmpeg_read_live, LiveRead};
 use crate::shared;
 use crate::support::{self, Namespace, PageServer};
@@ -55,11 +53,7 @@ struct Listed {
 }
 
 pub async fn run(ns: Namespace, out: &Path, publish: Publish) {
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().expect("loopback addr");
-    config.webrtc.interfaces = ns.ips.clone();
-    config.hls.segment_duration_secs = 1.0;
-    let server = castgate::server::start(config)
+    let server = castgate::server::start(support::gateway_config(&ns))
         .await
         .expect("castgate server starts");
     let gateway = server.http_addr();

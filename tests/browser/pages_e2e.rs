@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use castgate::config::Config;
-
 use crate::cdp::{Cdp, Tab};
 use crate::support::{self, Namespace};
 
@@ -38,10 +36,7 @@ pub enum Scheme {
 }
 
 pub async fn run(ns: Namespace, out: &Path, scheme: Scheme) {
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().expect("loopback addr");
-    config.webrtc.interfaces = ns.ips.clone();
-    config.hls.segment_duration_secs = 1.0;
+    let mut config = support::gateway_config(&ns);
     config.http.tls_self_signed = scheme == Scheme::HttpsSelfSigned;
     let server = castgate::server::start(config)
         .await

@@ -124,6 +124,16 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// The gateway's settings for a browser test: HTTP on the namespace's loopback (the page
+/// there may use the camera), media on its veth addresses only, 1 s HLS segments.
+pub fn gateway_config(ns: &Namespace) -> castgate::config::Config {
+    let mut config = castgate::config::Config::default();
+    config.http.listen = "127.0.0.1:0".parse().expect("loopback addr");
+    config.webrtc.interfaces = ns.ips.clone();
+    config.hls.segment_duration_secs = 1.0;
+    config
+}
+
 /// Launches headless Chromium on `url` with a fake camera and microphone, a fresh profile in
 /// `profile` and stderr written to `log`.
 pub fn launch_chromium(chromium: &Path, profile: &Path, log: &Path, url: &str) -> ProcessGroup {
