@@ -83,14 +83,18 @@ impl FlvBatcher {
         });
         self.pending.extend_from_slice(tag);
         self.first.note(kind != FlvKind::Audio, timestamp_ms);
-        // Serial arithmetic on the 32-bit FLV clock (it wraps after 49 days): audio stamped a
-        // little before the video frame that opened the packet holds it no longer, rather
-        // than reading as 49 days held and sending the packet at once.
-        let held_ms = (timestamp_ms.wrapping_sub(self.first_ts) as i32).max(0) as u32;
+        // Serial arithmetic on the 32-bit FLV clock (it wraps after 49 days).
+        let span = timestamp_ms.wrapping_sub(self.first_ts) as i32;
+        let held_ms = span.max(0) as u32;
+        // Audio stamped before the frame that opened the packet is already late (the
+        // transcoder's AAC runs ~50 ms behind the video it goes with): the packet goes out with
+        // it at once rather than holding it longer. Holding it instead cut writes by ~8 % but
+        // added ~22 ms p50 and ~64 ms p99 end-to-end latency at 1000 viewers (BENCHMARKS.md §3).
+        let late_audio = kind == FlvKind::Audio && span < 0;
         let due = if self.merge_ms > 0 {
-            held_ms >= self.merge_ms
+            held_ms >= self.merge_ms || late_audio
         } else {
-            kind != FlvKind::Audio || self.audio_only || held_ms >= AUDIO_ALONE_MAX_MS
+            kind != FlvKind::Audio || self.audio_only || late_audio || held_ms >= AUDIO_ALONE_MAX_MS
         };
         let after = if due { self.flush() } else { None };
         [before, after].into_iter().flatten()
@@ -168,14 +172,18 @@ mod tests {
     }
 
     #[test]
-    fn audio_stamped_before_the_packets_first_frame_does_not_cut_it_short() {
+    fn late_audio_ends_a_merged_packet_at_once() {
         let mut b = FlvBatcher::new(100);
         assert!(b.push(FlvKind::VideoKey, &tag(1), 1000).next().is_none());
-        // The audio of the keyframe's moment arrived after it, stamped 20 ms earlier.
-        assert!(b.push(FlvKind::Audio, &tag(2), 980).next().is_none());
-        assert!(b.push(FlvKind::VideoInter, &tag(3), 1033).next().is_none());
-        let out = kinds_and_bytes(b.push(FlvKind::VideoInter, &tag(4), 1100));
-        assert_eq!(out, vec![(FlvKind::VideoKey, vec![1, 1, 2, 2, 3, 3, 4, 4])]);
+        assert!(b.push(FlvKind::Audio, &tag(2), 1010).next().is_none());
+        // AAC for the time before the keyframe, out of the transcoder after it: not held.
+        let out = kinds_and_bytes(b.push(FlvKind::Audio, &tag(3), 980));
+        assert_eq!(out, vec![(FlvKind::VideoKey, vec![1, 1, 2, 2, 3, 3])]);
+        // A later frame opens the next packet, held as long as merge_ms says.
+        assert!(b.push(FlvKind::VideoInter, &tag(4), 1033).next().is_none());
+        assert!(b.push(FlvKind::VideoInter, &tag(5), 1066).next().is_none());
+        let out = kinds_and_bytes(b.push(FlvKind::VideoInter, &tag(6), 1133));
+        assert_eq!(out, vec![(FlvKind::VideoInter, vec![4, 4, 5, 5, 6, 6])]);
     }
 
     #[test]
