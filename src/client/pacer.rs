@@ -13,7 +13,7 @@ use super::annexb::AccessUnit;
 use super::error::ClientError;
 use super::ogg_opus::OpusPacket;
 use super::peer::{failed, payload_type_and_ssrc, Outgoing};
-use super::simulcast::{identifying_extensions, SimulcastOut, IDENTIFIED_FRAMES};
+use super::simulcast::{identifying_extensions, LayerOut, SimulcastOut, IDENTIFIED_FRAMES};
 use super::source::{sample_duration, MediaSource, AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 
 /// What has been sent so far.
@@ -137,8 +137,8 @@ pub(super) async fn send_media(
                     // Simulcast: the same picture on every layer, each coded at its own size.
                     Some(SimulcastOut { mid, layers }) => {
                         let sent = counters.video_frames.load(Ordering::Relaxed);
-                        for layer in layers {
-                            let mut writer = out.track.sample_writer(layer.ssrc, video_pt);
+                        for LayerOut { ssrc, layer } in layers {
+                            let mut writer = out.track.sample_writer(*ssrc, video_pt);
                             if sent < IDENTIFIED_FRAMES {
                                 for ext in identifying_extensions(mid, &layer.rid) {
                                     writer = writer.with_extension(ext);

@@ -3,14 +3,12 @@
 //! transceiver and layer a packet belongs to before it knows the SSRCs. As browsers do, the
 //! extensions ride on a layer's first packets only, until the receiver has surely bound them.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use rtc::rtp::extension::HeaderExtension;
 use rtc::sdp::extmap::{SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use rtc::shared::marshal::{Marshal, MarshalSize};
 
-use super::annexb::AccessUnit;
+use super::source::VideoLayer;
 
 /// Frames of each layer sent with MID and RID: a second's worth at 30 fps. Browsers stop once
 /// an RTCP receiver report names the SSRC; a fixed count keeps the client simple.
@@ -22,11 +20,10 @@ pub(in crate::client) struct SimulcastOut {
     pub layers: Vec<LayerOut>,
 }
 
-/// One layer as it goes out.
+/// One layer as it goes out: the source's layer, on the SSRC of its encoding.
 pub(in crate::client) struct LayerOut {
-    pub rid: String,
     pub ssrc: u32,
-    pub video: Arc<[AccessUnit]>,
+    pub layer: VideoLayer,
 }
 
 /// The rids of the video section's `a=simulcast` recv list in an answer, without paused ones

@@ -303,9 +303,8 @@ async fn layers_to_send(
             };
         if wanted {
             layers.push(LayerOut {
-                rid: layer.rid.clone(),
                 ssrc,
-                video: layer.video.clone(),
+                layer: layer.clone(),
             });
         }
     }

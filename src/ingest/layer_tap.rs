@@ -58,15 +58,26 @@ impl LayerTap {
                 packet.header.sequence_number = osn;
                 packet.header.padding = false;
                 packet.payload = packet.payload.slice(2..);
-                self.layers.repaired_packets.fetch_add(1, Ordering::Relaxed);
+                self.publish_stats();
                 true
             }
             LayerVerdict::Drop => {
-                self.layers.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                self.publish_stats();
                 false
             }
             LayerVerdict::Ignore => false,
         }
+    }
+
+    /// The demultiplexer's counts, for `/api/streams` (only verdicts that change them call this).
+    fn publish_stats(&self) {
+        let stats = self.demux.stats();
+        self.layers
+            .dropped_packets
+            .store(stats.dropped(), Ordering::Relaxed);
+        self.layers
+            .repaired_packets
+            .store(stats.repaired, Ordering::Relaxed);
     }
 }
 

@@ -81,6 +81,22 @@ fn attribute<'a>(line: &'a str, name: &str) -> Option<&'a str> {
         .strip_prefix(':')
 }
 
+/// An `a=rid` value that sends a layer (`<id> send [restrictions]`, RFC 8851 §4): its id, and
+/// the words after the direction.
+fn send_rid(value: &str) -> Option<(&str, std::str::SplitWhitespace<'_>)> {
+    let mut parts = value.split_whitespace();
+    let (Some(id), Some("send")) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    Some((id, parts))
+}
+
+/// The (direction, stream list) pairs of an `a=simulcast` value (RFC 8853 §5.1).
+fn simulcast_lists(value: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut words = value.split_whitespace();
+    std::iter::from_fn(move || Some((words.next()?, words.next()?)))
+}
+
 /// A simulcast stream id as written in the list: `~` marks it paused; the pre-RFC syntax
 /// `rid=` prefix of older browsers is tolerated.
 fn list_entry(entry: &str) -> (&str, bool) {
@@ -98,8 +114,7 @@ fn offered_layers(section: &str) -> Vec<OfferedLayer> {
     let mut order: Vec<(String, bool)> = Vec::new();
     for line in section.lines() {
         if let Some(rid) = attribute(line, "rid") {
-            let mut parts = rid.split_whitespace();
-            let (Some(id), Some("send")) = (parts.next(), parts.next()) else {
+            let Some((id, parts)) = send_rid(rid) else {
                 continue;
             };
             let restrictions = parts.collect::<Vec<_>>().join(" ");
@@ -111,11 +126,7 @@ fn offered_layers(section: &str) -> Vec<OfferedLayer> {
                 });
             }
         } else if let Some(simulcast) = attribute(line, "simulcast") {
-            let mut words = simulcast.split_whitespace();
-            while let (Some(direction), Some(list)) = (words.next(), words.next()) {
-                if direction != "send" {
-                    continue;
-                }
+            for (_, list) in simulcast_lists(simulcast).filter(|(d, _)| *d == "send") {
                 for entry in list.split([';', ',']) {
                     let (id, paused) = list_entry(entry);
                     order.push((id.to_string(), paused));
@@ -197,14 +208,12 @@ fn keep_one_layer(section: &str, chosen: &str) -> String {
     for line in section.split_inclusive('\n') {
         let ending = &line[line.trim_end_matches(['\r', '\n']).len()..];
         if let Some(rid) = attribute(line, "rid") {
-            let mut parts = rid.split_whitespace();
-            if parts.next() != Some(chosen) && parts.next() == Some("send") {
+            if send_rid(rid).is_some_and(|(id, _)| id != chosen) {
                 continue;
             }
         } else if let Some(simulcast) = attribute(line, "simulcast") {
-            let mut words = simulcast.split_whitespace();
             let mut lists = Vec::new();
-            while let (Some(direction), Some(list)) = (words.next(), words.next()) {
+            for (direction, list) in simulcast_lists(simulcast) {
                 if direction == "send" {
                     let entry = list
                         .split([';', ','])

@@ -46,13 +46,26 @@ pub enum LayerVerdict {
     Ignore,
 }
 
-/// Counts of what the demultiplexer kept away from the depacketizer.
+/// Counts of what the demultiplexer kept away from the depacketizer, and of the repairs it
+/// let through.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LayerDemuxStats {
     /// Packets of layers that are not received (and their RTX).
     pub other_layers: u64,
     /// Video packets of an SSRC no RID told us about.
     pub unidentified: u64,
+    /// RTX of the received layer that could not be unwrapped (before the layer's own SSRC
+    /// was seen, or with a payload type of no known `apt`).
+    pub unrepairable: u64,
+    /// RTX of the received layer, unwrapped into the packets it repeats.
+    pub repaired: u64,
+}
+
+impl LayerDemuxStats {
+    /// Every packet given [`LayerVerdict::Drop`].
+    pub fn dropped(&self) -> u64 {
+        self.other_layers + self.unidentified + self.unrepairable
+    }
 }
 
 /// SSRCs of layers that are not received, remembered so their packets are dropped after the
@@ -179,10 +192,14 @@ impl LayerDemux {
             .find(|(rtx, _)| *rtx == p.payload_type)
             .map(|&(_, apt)| apt);
         match (self.primary, apt) {
-            (Some(ssrc), Some(payload_type)) if p.payload_len >= 2 => {
+            (Some(ssrc), Some(payload_type)) => {
+                self.stats.repaired += 1;
                 LayerVerdict::Unwrap { ssrc, payload_type }
             }
-            _ => LayerVerdict::Drop,
+            _ => {
+                self.stats.unrepairable += 1;
+                LayerVerdict::Drop
+            }
         }
     }
 }
