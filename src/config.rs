@@ -88,7 +88,15 @@ pub struct HlsConfig {
     pub segment_duration_secs: f64,
     /// Segments listed in the live playlist.
     pub window: usize,
+    /// Low-Latency HLS: partial segments, blocking playlist reload, preload hints and delta
+    /// updates in the fMP4 playlist.
+    pub low_latency: bool,
+    /// Part target in milliseconds (low latency only).
+    pub part_duration_ms: u64,
 }
+
+/// Parts shorter than this cost more in requests than they save in latency.
+const MIN_PART_MS: u64 = 100;
 
 /// Past a second, held tags would stall players that start on a short buffer.
 const MAX_MERGE_WRITE_MS: u32 = 1000;
@@ -136,6 +144,8 @@ impl Default for HlsConfig {
         HlsConfig {
             segment_duration_secs: 2.0,
             window: 6,
+            low_latency: true,
+            part_duration_ms: 200,
         }
     }
 }
@@ -205,6 +215,15 @@ impl Config {
         if self.hls.window < 3 {
             return Err(ConfigError::Invalid("hls.window must be at least 3".into()));
         }
+        if self.hls.low_latency {
+            let segment_ms = self.hls.segment_duration_secs * 1000.0;
+            let part = self.hls.part_duration_ms;
+            if part < MIN_PART_MS || part as f64 > segment_ms {
+                return Err(ConfigError::Invalid(format!(
+                    "hls.part_duration_ms must be between {MIN_PART_MS} and the segment duration"
+                )));
+            }
+        }
         if self.http.publish_token.as_deref() == Some("") {
             return Err(ConfigError::Invalid(
                 "http.publish_token must not be empty (leave it out to disable)".into(),
@@ -245,6 +264,13 @@ impl Config {
 
     pub fn segment_duration(&self) -> Duration {
         Duration::from_secs_f64(self.hls.segment_duration_secs)
+    }
+
+    /// The LL-HLS part target, when low latency is on.
+    pub fn part_target(&self) -> Option<Duration> {
+        self.hls
+            .low_latency
+            .then(|| Duration::from_millis(self.hls.part_duration_ms))
     }
 }
 

@@ -1,4 +1,11 @@
-//! `GET /hls/{stream}/index.m3u8` and the init and media segments next to it, from memory.
+//! `GET /hls/{stream}/index.m3u8` (the fMP4 media playlist, Low-Latency HLS when configured),
+//! `master.m3u8` (the multivariant playlist viewers are given), and the init segments, media
+//! segments and parts next to them, from memory.
+//!
+//! Blocking playlist reload (`_HLS_msn`/`_HLS_part`) and requests for the hinted next part wait
+//! on the stream's progress channel: a waiting request holds one watch receiver and a timer,
+//! nothing else, and is answered as soon as the segment or part is published.
+//!
 //! Playlists are gzipped here when the client takes it (once per playlist version, see
 //! [`gzip`]); segments are compressed video and go out as they are.
 
@@ -7,17 +14,23 @@ mod gzip;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use super::{stream_name, ApiError, AppState};
+use crate::hub::Stream;
+use crate::mux::hls::blocking::{self, Readiness};
+use crate::mux::hls::{render_multivariant, HlsProgress};
 use gzip::{accepts_gzip, GzipCache};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+/// Names are unique per publish and never rewritten.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The HLS routes, with the gzipped-playlist cache they share.
 pub fn routes() -> Router<AppState> {
@@ -46,28 +59,109 @@ async fn file(
         .hub
         .live_or_recent(name)
         .ok_or_else(|| ApiError::not_found(format!("no stream {name:?}")))?;
-    if file == "index.m3u8" {
-        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
-        let client = client_key(peer.map(|c| c.0), request.headers());
-        let plain = stream
-            .hls_playlist(client)
-            .ok_or_else(|| ApiError::not_found("the first segment is not ready yet"))?;
-        let headers = [
+    // The request (its body is not `Sync`) is not held across the waits below.
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
+    let client = client_key(peer.map(|c| c.0), request.headers());
+    let gzip = accepts_gzip(request.headers());
+    let query = request.uri().query().map(str::to_string);
+    drop(request);
+    match file.as_str() {
+        "index.m3u8" => {
+            let query = blocking::parse_query(query.as_deref())
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let gzip_cache = gzip.then_some(&*gzip_cache);
+            media_playlist(name, &stream, query, client, gzip_cache).await
+        }
+        "master.m3u8" => multivariant(&stream, client),
+        _ => segment_file(&stream, &file).await,
+    }
+}
+
+/// The media playlist, after waiting for the segment or part a blocking request names.
+/// `gzip_cache`: the client takes gzip.
+async fn media_playlist(
+    name: &str,
+    stream: &Arc<Stream>,
+    query: blocking::PlaylistQuery,
+    client: u64,
+    gzip_cache: Option<&GzipCache>,
+) -> Result<Response, ApiError> {
+    let (ll, target_duration) = stream.hls_timing();
+    let blocking_request = ll.is_some() && query.msn.is_some();
+    if blocking_request {
+        let ll = ll.as_ref();
+        wait_for(stream, target_duration, |p| {
+            blocking::playlist_readiness(&query, p, ll)
+        })
+        .await
+        .map_err(|e| match e {
+            Waited::TooFar => {
+                ApiError::bad_request("_HLS_msn/_HLS_part is too far beyond the live edge")
+            }
+            Waited::TimedOut => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the requested segment or part did not come in time",
+            ),
+        })?;
+    }
+    let delta = query.skip && ll.is_some();
+    let plain = stream
+        .hls_playlist(client, delta)
+        .ok_or_else(|| ApiError::not_found("the first segment is not ready yet"))?;
+    // A blocking answer is the playlist as of that part: a cache may keep it for its exact
+    // query a little while (every viewer asking for the same part then shares one answer).
+    // The playlist without directives changes with every part.
+    let cache_control = match ll {
+        Some(ll) if blocking_request => {
+            let secs = (ll.part_target * 6.0).ceil().max(1.0) as u32;
+            HeaderValue::from_str(&format!("public, max-age={secs}"))
+                .unwrap_or(HeaderValue::from_static("no-cache"))
+        }
+        _ => HeaderValue::from_static("no-cache"),
+    };
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PLAYLIST_TYPE),
+        ),
+        (header::CACHE_CONTROL, cache_control),
+        // Caches must key the playlist on the encoding asked for.
+        (header::VARY, HeaderValue::from_static("accept-encoding")),
+    ];
+    if let Some(gzip_cache) = gzip_cache {
+        let key = if delta {
+            format!("{name}?skip")
+        } else {
+            name.to_string()
+        };
+        let gz = gzip_cache.playlist(&key, &Arc::downgrade(stream), &plain);
+        let encoding = [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))];
+        return Ok((headers, encoding, gz).into_response());
+    }
+    Ok((headers, plain).into_response())
+}
+
+/// `master.m3u8`: the renditions of the stream (one today) for players to choose from.
+fn multivariant(stream: &Stream, client: u64) -> Result<Response, ApiError> {
+    // Counted as an HLS viewer like a media playlist fetch; the playlist itself is not needed.
+    let _ = stream.hls_playlist(client, false);
+    let variant = stream
+        .hls_variant("index.m3u8")
+        .ok_or_else(|| ApiError::not_found("the first segment is not ready yet"))?;
+    Ok((
+        [
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(PLAYLIST_TYPE),
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            // Caches must key the playlist on the encoding asked for.
-            (header::VARY, HeaderValue::from_static("accept-encoding")),
-        ];
-        if accepts_gzip(request.headers()) {
-            let gz = gzip_cache.playlist(name, &Arc::downgrade(&stream), &plain);
-            let encoding = [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))];
-            return Ok((headers, encoding, gz).into_response());
-        }
-        return Ok((headers, plain).into_response());
-    }
+        ],
+        render_multivariant(&[variant]),
+    )
+        .into_response())
+}
+
+async fn segment_file(stream: &Arc<Stream>, file: &str) -> Result<Response, ApiError> {
     let content_type = if file.ends_with(".mp4") {
         "video/mp4"
     } else if file.ends_with(".m4s") {
@@ -75,21 +169,61 @@ async fn file(
     } else {
         return Err(ApiError::not_found("no such HLS file"));
     };
+    // The part named by EXT-X-PRELOAD-HINT (or the few after it): held until it is complete,
+    // then served whole.
+    if let Some(part) = stream.hls_part_number(file) {
+        let (ll, target_duration) = stream.hls_timing();
+        if let Some(ll) = ll {
+            wait_for(stream, target_duration, |p| {
+                blocking::part_readiness(part, p, &ll)
+            })
+            .await
+            .map_err(|_| ApiError::not_found("no such part (too far ahead or late)"))?;
+        }
+    }
     let body = stream
-        .hls_file(&file)
+        .hls_file(file)
         .ok_or_else(|| ApiError::not_found("no such segment (expired or not yet written)"))?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            // Names are unique per publish and never rewritten.
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
-            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
         ],
         body,
     )
         .into_response())
+}
+
+/// Why a wait ended without the answer being ready.
+enum Waited {
+    TooFar,
+    TimedOut,
+}
+
+/// Waits until `ready` says the stream has got far enough, at most three target durations
+/// (RFC 8216bis §6.2.5.2: then 503).
+async fn wait_for(
+    stream: &Stream,
+    target_duration: u32,
+    ready: impl Fn(HlsProgress) -> Readiness,
+) -> Result<(), Waited> {
+    let mut progress = stream.hls_progress();
+    let limit = Duration::from_secs(3 * u64::from(target_duration.max(1)));
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let now = *progress.borrow_and_update();
+        match ready(now) {
+            Readiness::Ready => return Ok(()),
+            Readiness::TooFar => return Err(Waited::TooFar),
+            Readiness::Wait => {}
+        }
+        match tokio::time::timeout_at(deadline, progress.changed()).await {
+            Ok(Ok(())) => {}
+            // The stream is gone: answer with what it left.
+            Ok(Err(_)) => return Ok(()),
+            Err(_) => return Err(Waited::TimedOut),
+        }
+    }
 }
 
 /// Segment and playlist names are ours: letters, digits, `-`, `_` and one `.` before the extension.

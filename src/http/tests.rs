@@ -33,6 +33,7 @@ fn state_with(hls_opus_passthrough: bool) -> AppState {
     let hub = Arc::new(Hub::new(StreamSettings {
         segment_target: Duration::from_secs(1),
         hls_window: 6,
+        hls_part_target: Some(Duration::from_millis(200)),
         flv_queue: 64,
         flv_merge_ms: 0,
         flv_merge_from_viewers: 0,

@@ -122,7 +122,8 @@ fn upper_edge(i: usize) -> u64 {
 pub struct StreamLatency {
     /// Video access unit: its last RTP packet in -> its FLV tag in the shared FLV queue.
     pub video_flv: LatencyHistogram,
-    /// Keyframe that cut an HLS segment: its last RTP packet in -> that segment published.
+    /// Video frame that completed an HLS segment or (low latency) part: its last RTP packet in ->
+    /// that segment or part published.
     pub video_hls: LatencyHistogram,
     /// Opus packet in -> the AAC frames it completed in the FLV queue (transcode included, and
     /// the wait for the video frame they are sent with; the codecs' own frame delay is not,
@@ -234,10 +235,11 @@ mod tests {
     fn a_stream_times_every_video_frame_for_flv_and_segment_closing_keyframes_for_hls() {
         let hub = Hub::new(StreamSettings {
             segment_target: Duration::from_secs(1),
+            hls_part_target: None,
             ..StreamSettings::default()
         });
         let stream = crate::hub::test_video_stream(&hub);
-        // 3 s of 30 fps, a keyframe every second: the keyframes at 1, 2 and 3 s close a
+        // Plain HLS, 3 s of 30 fps, a keyframe every second: the keyframes at 1, 2 and 3 s close a
         // segment each; the one at 0 s only opens the first.
         for i in 0..=90i64 {
             let arrival = Instant::now() - Duration::from_millis(3);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::flv_batch::FlvBatcher;
 use super::flv_fanout::{FlvCache, FlvKind, FlvPacket, FlvSubscription};
@@ -17,13 +17,15 @@ use super::simulcast::{SimulcastInfo, SimulcastLayers};
 use crate::media::clock::{MediaClock, TrackId};
 use crate::media::h264::ParameterSets;
 use crate::media::{Codec, Frame, CLOCK_RATE};
-use crate::mux::hls::{HlsConfig, HlsStream};
+use crate::mux::hls::{HlsConfig, HlsProgress, HlsStream, LowLatency};
 
 /// What every stream is built with (from the gateway's config).
 #[derive(Clone, Debug)]
 pub struct StreamSettings {
     pub segment_target: Duration,
     pub hls_window: usize,
+    /// Low-Latency HLS part length (`None`: plain HLS).
+    pub hls_part_target: Option<Duration>,
     /// Packets queued per FLV viewer before it skips ahead (see [`FlvBatcher`]).
     pub flv_queue: usize,
     /// FLV tags are held until they span this many ms (0: one packet per video frame)...
@@ -40,6 +42,7 @@ impl Default for StreamSettings {
         StreamSettings {
             segment_target: Duration::from_secs(2),
             hls_window: 6,
+            hls_part_target: Some(Duration::from_millis(200)),
             flv_queue: 256,
             flv_merge_ms: 0,
             flv_merge_from_viewers: 0,
@@ -91,7 +94,7 @@ pub struct VideoPushed {
     /// The outputs would like a keyframe soon (an HLS segment is due, or the stream waits
     /// for its first).
     pub wants_keyframe: bool,
-    /// The frame closed an HLS segment, now published.
+    /// The frame completed an HLS segment or (low latency) part, now published.
     pub segment_published: bool,
 }
 
@@ -128,6 +131,9 @@ pub struct Stream {
     publish_id: String,
     started_at: SystemTime,
     inner: Mutex<Inner>,
+    /// How far HLS has got, sent after each new segment or part (with the playlist already
+    /// rendered), for requests waiting on one: a waiter costs one receiver, no task.
+    hls_progress: watch::Sender<HlsProgress>,
     flv_tx: broadcast::Sender<FlvPacket>,
     flv_viewers: Arc<AtomicUsize>,
     /// Merged FLV writes: how long tags are held, from how many viewers on.
@@ -167,8 +173,10 @@ impl Stream {
             name_prefix: publish_id.clone(),
             // Kept where plain-HTTP connections can send them without copying.
             store_segment: crate::sendfile::map_segment,
+            part_target: settings.hls_part_target,
         };
         let hls = HlsStream::new(hls_config.clone());
+        let (hls_progress, _) = watch::channel(hls.progress());
         let (flv_tx, _) = broadcast::channel(settings.flv_queue);
         Stream {
             name,
@@ -191,6 +199,7 @@ impl Stream {
                 video_meter: RateMeter::new(Duration::from_secs(2)),
                 hls_clients: ClientTracker::new(settings.segment_target * 4),
             }),
+            hls_progress,
             flv_tx,
             flv_viewers: Arc::new(AtomicUsize::new(0)),
             flv_merge_ms: settings.flv_merge_ms,
@@ -331,7 +340,7 @@ impl Stream {
         let tag = crate::mux::flv::aac_frame_tag(&frame.data, ts);
         self.send_flv_media(&mut inner, FlvKind::Audio, &tag, ts);
         if !inner.hls_opus_passthrough {
-            inner.hls.push(frame, unix_ms(SystemTime::now()));
+            self.push_hls(&mut inner, frame);
         }
     }
 
@@ -341,7 +350,7 @@ impl Stream {
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         if inner.hls_opus_passthrough && inner.audio_ready() {
-            inner.hls.push(frame, unix_ms(SystemTime::now()));
+            self.push_hls(&mut inner, frame);
         }
     }
 
@@ -375,7 +384,7 @@ impl Stream {
         };
         self.send_flv_media(&mut inner, kind, &tag, ts);
 
-        let segment_published = inner.hls.push(frame, unix_ms(SystemTime::now()));
+        let segment_published = self.push_hls(&mut inner, frame);
         VideoPushed {
             wants_keyframe: inner.hls.wants_keyframe(),
             segment_published,
@@ -396,6 +405,7 @@ impl Stream {
         }
         inner.state = StreamState::Ended;
         inner.hls.end(unix_ms(SystemTime::now()));
+        self.hls_progress.send_replace(inner.hls.progress());
         self.flush_flv(&mut inner);
         let _ = self
             .flv_tx
@@ -455,11 +465,48 @@ impl Stream {
     }
 
     /// The current HLS playlist, once there is a segment. `client` identifies the caller for the
-    /// viewer count.
-    pub fn hls_playlist(&self, client: u64) -> Option<Bytes> {
+    /// viewer count; `delta`: the delta update when there is one.
+    pub fn hls_playlist(&self, client: u64, delta: bool) -> Option<Bytes> {
         let mut inner = self.lock();
         inner.hls_clients.seen(client, Instant::now());
-        inner.hls.playlist()
+        inner.hls.playlist(delta)
+    }
+
+    /// The multivariant playlist's entry for this stream's fMP4 rendition (`uri`), once its
+    /// codecs and bit rate are known.
+    pub fn hls_variant(&self, uri: &str) -> Option<crate::mux::hls::Variant> {
+        let inner = self.lock();
+        let codecs = inner.hls.codecs()?;
+        let bandwidth = inner.hls.bandwidth()?;
+        let video = !inner.audio_only;
+        Some(crate::mux::hls::Variant {
+            uri: uri.to_string(),
+            bandwidth: bandwidth.peak,
+            average_bandwidth: Some(bandwidth.average),
+            codecs,
+            resolution: inner.hls.resolution().filter(|_| video),
+            frame_rate: inner
+                .hls
+                .frame_rate()
+                .or_else(|| inner.video_meter.frame_rate())
+                .filter(|_| video),
+        })
+    }
+
+    /// Follows HLS progress (new segments and parts) without taking the stream's lock.
+    pub fn hls_progress(&self) -> watch::Receiver<HlsProgress> {
+        self.hls_progress.subscribe()
+    }
+
+    /// The HLS low-latency parameters and target duration (seconds).
+    pub fn hls_timing(&self) -> (Option<LowLatency>, u32) {
+        let inner = self.lock();
+        (inner.hls.low_latency(), inner.hls.target_duration())
+    }
+
+    /// The part sequence number of a part file name of this publish.
+    pub fn hls_part_number(&self, name: &str) -> Option<u64> {
+        self.lock().hls.part_number(name)
     }
 
     /// An HLS init or media segment by file name.
@@ -543,6 +590,15 @@ impl Stream {
         }
         inner.flv.push(&packet);
         let _ = self.flv_tx.send(packet);
+    }
+
+    /// A frame into HLS; a new segment or part is announced to waiting requests.
+    fn push_hls(&self, inner: &mut Inner, frame: Frame) -> bool {
+        let published = inner.hls.push(frame, unix_ms(SystemTime::now()));
+        if published {
+            self.hls_progress.send_replace(inner.hls.progress());
+        }
+        published
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

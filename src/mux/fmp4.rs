@@ -11,7 +11,7 @@ mod in_band;
 mod init;
 mod sample_entry;
 
-pub use fragment::{media_segment, Sample, TrackFragment};
+pub use fragment::{media_chunk, media_segment, Sample, TrackFragment};
 pub use in_band::InBandParameterSets;
 pub use init::{init_segment, TrackCodec, TrackSpec};
 

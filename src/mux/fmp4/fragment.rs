@@ -104,6 +104,17 @@ fn sample_size(sample: &Sample) -> u32 {
 /// Each `trun` carries a data offset relative to the `moof` start (`default-base-is-moof`), so
 /// the segment is self-contained. The output is allocated once, at its exact size.
 pub fn media_segment(sequence_number: u32, fragments: &[TrackFragment]) -> Bytes {
+    write_fragment(sequence_number, fragments, true)
+}
+
+/// Writes one CMAF chunk: a `moof` and its `mdat`, without `styp`. The chunks of a segment
+/// (LL-HLS partial segments) are its first [`media_segment`] followed by chunks; put back to
+/// back they are that whole segment.
+pub fn media_chunk(sequence_number: u32, fragments: &[TrackFragment]) -> Bytes {
+    write_fragment(sequence_number, fragments, false)
+}
+
+fn write_fragment(sequence_number: u32, fragments: &[TrackFragment], styp: bool) -> Bytes {
     let single_track = fragments.len() == 1;
     let payload_len: usize = fragments
         .iter()
@@ -112,17 +123,20 @@ pub fn media_segment(sequence_number: u32, fragments: &[TrackFragment]) -> Bytes
         .sum();
     let moof_len = moof_len(fragments);
     let mdat_header = mdat_header_len(payload_len);
-    let total = styp_len(single_track) + moof_len + mdat_header + payload_len;
+    let styp_len = if styp { styp_len(single_track) } else { 0 };
+    let total = styp_len + moof_len + mdat_header + payload_len;
     let mut buf = BytesMut::with_capacity(total);
 
-    write_box(&mut buf, b"styp", |b| {
-        let brands = styp_brands(single_track);
-        b.put_slice(brands[0]);
-        b.put_u32(0);
-        for brand in brands {
-            b.put_slice(*brand);
-        }
-    });
+    if styp {
+        write_box(&mut buf, b"styp", |b| {
+            let brands = styp_brands(single_track);
+            b.put_slice(brands[0]);
+            b.put_u32(0);
+            for brand in brands {
+                b.put_slice(*brand);
+            }
+        });
+    }
 
     let moof_start = buf.len();
     // Offset of the first sample of the next fragment from the start of `moof`.
@@ -348,5 +362,32 @@ mod tests {
         assert_eq!(u32_at(trun, 16), 5, "first sample: prefix + data");
         assert_eq!(u32_at(trun, 28), 1);
         assert_eq!(seg.len(), top.iter().map(|b| b.size).sum::<usize>());
+    }
+
+    #[test]
+    fn a_chunk_is_the_segment_without_styp_and_chunks_concatenate_to_a_segment() {
+        let samples = [sample(3000, true, b"IDR"), sample(3000, false, b"P")];
+        let fragment = [TrackFragment {
+            track_id: 1,
+            base_media_decode_time: 0,
+            samples: &samples,
+        }];
+        let segment = media_segment(7, &fragment);
+        let chunk = media_chunk(7, &fragment);
+        let kinds: Vec<&str> = parse_boxes(&chunk)
+            .unwrap()
+            .iter()
+            .map(|b| b.kind)
+            .collect();
+        assert_eq!(kinds, ["moof", "mdat"]);
+        assert_eq!(&segment[segment.len() - chunk.len()..], &chunk[..]);
+        let mut joined = segment.to_vec();
+        joined.extend_from_slice(&media_chunk(8, &fragment));
+        let kinds: Vec<&str> = parse_boxes(&joined)
+            .unwrap()
+            .iter()
+            .map(|b| b.kind)
+            .collect();
+        assert_eq!(kinds, ["styp", "moof", "mdat", "moof", "mdat"]);
     }
 }

@@ -1,13 +1,24 @@
-//! The media playlist model and its M3U8 writer (RFC 8216 §4). fMP4 playlists use version 7
-//! (EXT-X-MAP outside I-frame playlists needs at least 6, §7).
+//! The media playlist model and its M3U8 writer (RFC 8216 §4; Low-Latency HLS from RFC 8216bis
+//! §4.4.3.7-4.4.5.3). fMP4 playlists use version 7 (EXT-X-MAP outside I-frame playlists needs
+//! at least 6, §7); playlists that can be delta-updated use 9 (EXT-X-SKIP).
 //!
-//! Pure data in, text out. Low-Latency HLS (EXT-X-SERVER-CONTROL, EXT-X-PART-INF, EXT-X-PART,
-//! EXT-X-PRELOAD-HINT) slots in later as more header fields, a `parts` list per segment and a
-//! trailing hint; `render` already writes in that order (header, segments, tail).
+//! Pure data in, text out. Low-latency playlists add EXT-X-SERVER-CONTROL and EXT-X-PART-INF
+//! to the header, EXT-X-PART lines before each recent segment's EXTINF, the parts of the
+//! segment still being written after the last complete one, and EXT-X-PRELOAD-HINT last.
 
 use std::fmt::Write;
 
 use super::datetime::write_rfc3339_ms;
+
+/// One partial segment (EXT-X-PART).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlaylistPart {
+    pub uri: String,
+    /// Seconds; written with three decimals.
+    pub duration: f64,
+    /// INDEPENDENT=YES: the part starts with a keyframe.
+    pub independent: bool,
+}
 
 /// One media segment line group of a media playlist.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +33,22 @@ pub struct PlaylistSegment {
     /// The init segment this segment needs; EXT-X-MAP is written whenever it differs from the
     /// previous segment's (and for the first listed segment).
     pub map_uri: Option<String>,
+    /// The segment's partial segments, listed before its EXTINF (low latency, recent segments).
+    pub parts: Vec<PlaylistPart>,
+}
+
+/// The EXT-X-SERVER-CONTROL and EXT-X-PART-INF values of a low-latency playlist (seconds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LowLatency {
+    /// PART-TARGET: no part is longer.
+    pub part_target: f64,
+    /// PART-HOLD-BACK: how far from the live edge low-latency players start (≥ 3 part targets).
+    pub part_hold_back: f64,
+    /// HOLD-BACK: the same for players that ignore parts (≥ 3 target durations).
+    pub hold_back: f64,
+    /// CAN-SKIP-UNTIL: delta updates (`_HLS_skip=YES`) leave out segments older than this from
+    /// the end of the playlist (at least 6 target durations). `None`: no delta updates.
+    pub can_skip_until: Option<f64>,
 }
 
 /// A media playlist (RFC 8216 §4.3.3).
@@ -41,6 +68,13 @@ pub struct MediaPlaylist {
     pub ended: bool,
     /// EXT-X-INDEPENDENT-SEGMENTS: every segment starts with a keyframe.
     pub independent_segments: bool,
+    /// Low-Latency HLS: server control and part information.
+    pub low_latency: Option<LowLatency>,
+    /// The segment being written (low latency): its tags and parts are listed after the last
+    /// complete segment, without EXTINF or URI (its `uri` and `duration` are not written).
+    pub open: Option<PlaylistSegment>,
+    /// EXT-X-PRELOAD-HINT:TYPE=PART: the URI the next part will have.
+    pub preload_hint: Option<String>,
 }
 
 impl MediaPlaylist {
@@ -54,21 +88,79 @@ impl MediaPlaylist {
             segments: Vec::new(),
             ended: false,
             independent_segments: true,
+            low_latency: None,
+            open: None,
+            preload_hint: None,
         }
     }
 
     /// The playlist as M3U8 text.
     pub fn render(&self) -> String {
+        self.render_skipping(0)
+    }
+
+    /// How many leading segments a delta update leaves out: those that start more than
+    /// CAN-SKIP-UNTIL before the end of the playlist (RFC 8216bis §6.2.5.1). 0 without delta
+    /// updates.
+    pub fn skippable_segments(&self) -> usize {
+        let Some(until) = self.low_latency.and_then(|ll| ll.can_skip_until) else {
+            return 0;
+        };
+        let open: f64 = self
+            .open
+            .iter()
+            .flat_map(|o| o.parts.iter())
+            .map(|p| p.duration)
+            .sum();
+        // Walk back from the end: a segment is kept while its start is within the boundary.
+        let mut from_end = open;
+        let mut kept = 0;
+        for segment in self.segments.iter().rev() {
+            from_end += finite_duration(segment.duration);
+            if from_end > until {
+                break;
+            }
+            kept += 1;
+        }
+        self.segments.len() - kept
+    }
+
+    /// The delta update (`_HLS_skip=YES`): EXT-X-SKIP in place of the segments a client that
+    /// has the playlist already knows. The full playlist when nothing can be skipped.
+    pub fn render_delta(&self) -> String {
+        self.render_skipping(self.skippable_segments())
+    }
+
+    fn render_skipping(&self, skipped: usize) -> String {
+        let parts: usize = self
+            .segments
+            .iter()
+            .chain(self.open.iter())
+            .map(|s| s.parts.len())
+            .sum();
         let per_segment: usize = self
             .segments
             .iter()
+            .skip(skipped)
             .map(|s| s.uri.len() + s.map_uri.as_ref().map_or(0, |m| m.len() + 20) + 96)
             .sum();
-        let mut out = String::with_capacity(160 + per_segment);
-        self.write_header(&mut out);
+        let per_part = self.segments.last().map_or(32, |s| s.uri.len() + 16) + 48;
+        let mut out = String::with_capacity(320 + per_segment + parts * per_part);
+        self.write_header(&mut out, skipped);
         let mut current_map: Option<&str> = None;
-        for segment in &self.segments {
-            write_segment(&mut out, segment, &mut current_map);
+        for segment in &self.segments[skipped.min(self.segments.len())..] {
+            write_segment_head(&mut out, segment, &mut current_map);
+            write_parts(&mut out, &segment.parts);
+            write_extinf(&mut out, segment);
+        }
+        if let Some(open) = &self.open {
+            if !open.parts.is_empty() {
+                write_segment_head(&mut out, open, &mut current_map);
+                write_parts(&mut out, &open.parts);
+            }
+        }
+        if let Some(uri) = &self.preload_hint {
+            let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{uri}\"");
         }
         if self.ended {
             out.push_str("#EXT-X-ENDLIST\n");
@@ -76,10 +168,22 @@ impl MediaPlaylist {
         out
     }
 
-    fn write_header(&self, out: &mut String) {
+    fn write_header(&self, out: &mut String, skipped: usize) {
         out.push_str("#EXTM3U\n");
         let _ = writeln!(out, "#EXT-X-VERSION:{}", self.version);
         let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", self.target_duration);
+        if let Some(ll) = &self.low_latency {
+            out.push_str("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES");
+            if let Some(until) = ll.can_skip_until {
+                let _ = write!(out, ",CAN-SKIP-UNTIL={until:.3}");
+            }
+            let _ = writeln!(
+                out,
+                ",PART-HOLD-BACK={:.3},HOLD-BACK={:.3}",
+                ll.part_hold_back, ll.hold_back
+            );
+            let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={:.3}", ll.part_target);
+        }
         let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
         if self.discontinuity_sequence > 0 {
             let _ = writeln!(
@@ -91,10 +195,26 @@ impl MediaPlaylist {
         if self.independent_segments {
             out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
         }
+        if skipped > 0 {
+            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
     }
 }
 
-fn write_segment<'a>(out: &mut String, segment: &'a PlaylistSegment, map: &mut Option<&'a str>) {
+fn finite_duration(d: f64) -> f64 {
+    if d.is_finite() {
+        d.max(0.0)
+    } else {
+        0.0
+    }
+}
+
+/// The tags that apply from a segment on: discontinuity, init segment, wall-clock time.
+fn write_segment_head<'a>(
+    out: &mut String,
+    segment: &'a PlaylistSegment,
+    map: &mut Option<&'a str>,
+) {
     if segment.discontinuity {
         out.push_str("#EXT-X-DISCONTINUITY\n");
     }
@@ -109,12 +229,25 @@ fn write_segment<'a>(out: &mut String, segment: &'a PlaylistSegment, map: &mut O
         write_rfc3339_ms(out, ms);
         out.push('\n');
     }
-    let duration = if segment.duration.is_finite() {
-        segment.duration.max(0.0)
-    } else {
-        0.0
-    };
-    let _ = writeln!(out, "#EXTINF:{duration:.3},");
+}
+
+fn write_parts(out: &mut String, parts: &[PlaylistPart]) {
+    for part in parts {
+        let _ = write!(
+            out,
+            "#EXT-X-PART:DURATION={:.3},URI=\"{}\"",
+            finite_duration(part.duration),
+            part.uri
+        );
+        if part.independent {
+            out.push_str(",INDEPENDENT=YES");
+        }
+        out.push('\n');
+    }
+}
+
+fn write_extinf(out: &mut String, segment: &PlaylistSegment) {
+    let _ = writeln!(out, "#EXTINF:{:.3},", finite_duration(segment.duration));
     out.push_str(&segment.uri);
     out.push('\n');
 }
@@ -130,6 +263,7 @@ mod tests {
             program_date_time_ms: None,
             discontinuity: false,
             map_uri: map.map(str::to_string),
+            parts: Vec::new(),
         }
     }
 

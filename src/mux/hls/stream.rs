@@ -8,18 +8,26 @@
 //! Video keyframes carry the SPS and PPS of their segment's init segment in-band as well
 //! (`fmp4::InBandParameterSets`), so players that keep the first init still decode a
 //! resolution change.
+//!
+//! Low-Latency HLS: with a part target, the part cutter ends a partial segment inside the open
+//! segment every part target or so; each part is one CMAF chunk (`moof` + `mdat`, the first
+//! of a segment with `styp`), published as soon as it is complete, and the segment is its parts
+//! back to back. Without one, a segment is written as a single chunk when it closes.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::parts::PartCutter;
+use super::playlist::LowLatency;
 use super::segmenter::{Decision, Segmenter};
 use super::track::{TimelineBreak, TrackState};
-use super::window::{Bandwidth, NewSegment, SegmentWindow};
+use super::window::{Bandwidth, NewPart, NewSegment, SegmentHead, SegmentWindow};
 use crate::media::h264::ParameterSets;
 use crate::media::{Codec, Frame, CLOCK_RATE};
 use crate::mux::fmp4::{
-    init_segment, media_segment, InBandParameterSets, TrackCodec, TrackFragment, TrackSpec,
+    init_segment, media_chunk, media_segment, InBandParameterSets, TrackCodec, TrackFragment,
+    TrackSpec,
 };
 
 /// RFC 8216 §6.2.2: a live playlist must not shrink below three target durations of content.
@@ -40,6 +48,8 @@ pub struct HlsConfig {
     /// Where a finished media segment's bytes are kept (the caller may move them, e.g. into
     /// memory that can be sent without copying); the bytes must stay the same.
     pub store_segment: fn(Bytes) -> Bytes,
+    /// Low-Latency HLS partial segments of about this length (`None`: plain HLS).
+    pub part_target: Option<Duration>,
 }
 
 impl Default for HlsConfig {
@@ -49,6 +59,7 @@ impl Default for HlsConfig {
             window: 6,
             name_prefix: "live".to_string(),
             store_segment: std::convert::identity,
+            part_target: None,
         }
     }
 }
@@ -62,9 +73,25 @@ pub enum HlsError {
 
 /// Bookkeeping of the segment being filled.
 struct OpenSegment {
-    wallclock_ms: i64,
-    discontinuity: bool,
-    init_seq: u32,
+    head: SegmentHead,
+    /// Its chunks written so far (its parts, in low-latency mode).
+    chunks: Vec<Bytes>,
+    /// Seconds of leading-track content in those chunks.
+    seconds: f64,
+}
+
+/// How far the stream has got, for requests that wait for a segment or part (blocking
+/// playlist reload, preload hints).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HlsProgress {
+    /// Media sequence number of the segment being written (segments before it are complete).
+    pub next_msn: u64,
+    /// Parts of that segment published so far.
+    pub parts_in_open: u64,
+    /// Sequence number the next part file will get (`{prefix}-p{n}.m4s`).
+    pub next_part: u64,
+    /// The stream ended: nothing more will come.
+    pub ended: bool,
 }
 
 /// A live HLS stream (fMP4 segments, sliding-window media playlist). Sans-IO: frames and
@@ -94,6 +121,15 @@ pub struct HlsStream {
     next_init_seq: u32,
     files: SegmentWindow,
     ended: bool,
+    /// Low latency: where parts end inside a segment, and the playlist's values for it.
+    parts: Option<PartCutter>,
+    low_latency: Option<LowLatency>,
+    /// The open part starts with a keyframe (INDEPENDENT=YES).
+    part_independent: bool,
+    parts_in_open: u64,
+    next_part: u64,
+    /// mfhd sequence number of the next chunk (starts at 1, only increases).
+    next_chunk_seq: u32,
 }
 
 impl HlsStream {
@@ -128,6 +164,14 @@ impl HlsStream {
                 }
             })
             .collect();
+        let parts = config.part_target.map(|p| {
+            let ticks = i64::try_from(p.as_micros() * u128::from(CLOCK_RATE) / 1_000_000)
+                .unwrap_or(i64::MAX);
+            PartCutter::new(ticks)
+        });
+        let low_latency = config
+            .part_target
+            .map(|p| low_latency_info(p, target_duration));
         Self {
             prefix,
             store_segment: config.store_segment,
@@ -147,8 +191,14 @@ impl HlsStream {
             open: None,
             next_msn: 0,
             next_init_seq: 0,
-            files: SegmentWindow::new(config.window.max(MIN_WINDOW), target_duration),
+            files: SegmentWindow::new(config.window.max(MIN_WINDOW), target_duration, low_latency),
             ended: false,
+            parts,
+            low_latency,
+            part_independent: false,
+            parts_in_open: 0,
+            next_part: 0,
+            next_chunk_seq: 1,
         }
     }
 
@@ -205,7 +255,7 @@ impl HlsStream {
 
     /// Adds one frame (90 kHz times) that arrived at `wallclock_unix_ms`. Frames of a track not
     /// configured yet, video before the first keyframe and anything after [`HlsStream::end`]
-    /// are dropped. Returns true when a segment was completed (the playlist changed).
+    /// are dropped. Returns true when a segment or part was completed (the playlist changed).
     pub fn push(&mut self, mut frame: Frame, wallclock_unix_ms: i64) -> bool {
         if self.ended || !self.accepts(&frame) {
             return false;
@@ -217,6 +267,7 @@ impl HlsStream {
             Decision::Drop => false,
             Decision::Start => {
                 self.open_segment(frame.dts, wallclock_unix_ms);
+                self.start_part(frame.dts);
                 self.add_frame(frame, false);
                 false
             }
@@ -225,8 +276,19 @@ impl HlsStream {
                 if !is_video && self.origin.is_some_and(|o| frame.dts < o) {
                     return false;
                 }
+                let leading = is_video == self.segmenter.video_led();
+                let cut_part =
+                    leading && self.parts.as_mut().is_some_and(|p| p.cut_before(frame.dts));
+                let keyframe = frame.keyframe;
+                // As for a segment cut: this frame completes the part's last sample and then
+                // waits for its own successor in the next part.
                 self.add_frame(frame, false);
-                false
+                if !cut_part {
+                    return false;
+                }
+                let published = self.close_part();
+                self.part_independent = keyframe;
+                published
             }
             Decision::Cut => {
                 let start = frame.dts;
@@ -235,6 +297,7 @@ impl HlsStream {
                 self.add_frame(frame, true);
                 let published = self.close_segment();
                 self.open_segment(start, wallclock_unix_ms);
+                self.start_part(start);
                 published
             }
         }
@@ -253,18 +316,51 @@ impl HlsStream {
         self.audio.flush_pending(origin);
         self.close_segment();
         self.segmenter.reset();
+        if let Some(p) = self.parts.as_mut() {
+            p.reset();
+        }
         self.files.end();
     }
 
-    /// The media playlist, once a segment exists. Rendered only when it changes.
-    pub fn playlist(&self) -> Option<Bytes> {
-        self.files.playlist()
+    /// The media playlist, once a segment (low latency: a part) exists. Rendered only when it
+    /// changes. `delta`: the delta update (`_HLS_skip=YES`) when the playlist has segments to
+    /// skip, else the full playlist.
+    pub fn playlist(&self, delta: bool) -> Option<Bytes> {
+        self.files.playlist(delta)
     }
 
-    /// An init or media segment by file name (`{prefix}-init-{n}.mp4`, `{prefix}-{msn}.m4s`).
-    /// Segments stay available for a couple of segment durations after leaving the playlist.
+    /// An init segment, media segment or part by file name (`{prefix}-init-{n}.mp4`,
+    /// `{prefix}-{msn}.m4s`, `{prefix}-p{n}.m4s`). Segments stay available for a couple of
+    /// segment durations after leaving the playlist, parts for a segment after theirs did.
     pub fn get(&self, name: &str) -> Option<Bytes> {
         self.files.get(name)
+    }
+
+    /// The part sequence number in a part file name of this publish (`{prefix}-p{n}.m4s`).
+    pub fn part_number(&self, name: &str) -> Option<u64> {
+        let n = name
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("-p")?
+            .strip_suffix(".m4s")?;
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n.parse().ok()
+    }
+
+    /// How far the stream has got (for blocking requests).
+    pub fn progress(&self) -> HlsProgress {
+        HlsProgress {
+            next_msn: self.next_msn,
+            parts_in_open: self.parts_in_open,
+            next_part: self.next_part,
+            ended: self.ended,
+        }
+    }
+
+    /// The low-latency parameters (None: plain HLS).
+    pub fn low_latency(&self) -> Option<LowLatency> {
+        self.low_latency
     }
 
     /// True when the sender should be asked for a keyframe (RTCP PLI) now: a segment is due,
@@ -392,10 +488,23 @@ impl HlsStream {
         }
         let init_seq = self.files.latest_init().unwrap_or(0);
         self.open = Some(OpenSegment {
-            wallclock_ms,
-            discontinuity: std::mem::take(&mut self.pending_discontinuity),
-            init_seq,
+            head: SegmentHead {
+                wallclock_ms,
+                discontinuity: std::mem::take(&mut self.pending_discontinuity),
+                init_seq,
+            },
+            chunks: Vec::new(),
+            seconds: 0.0,
         });
+        self.parts_in_open = 0;
+    }
+
+    /// A part starts with the leading frame that opens a segment: a keyframe for video.
+    fn start_part(&mut self, dts: i64) {
+        if let Some(p) = self.parts.as_mut() {
+            p.start(dts);
+        }
+        self.part_independent = true;
     }
 
     fn write_init(&mut self) {
@@ -428,10 +537,11 @@ impl HlsStream {
         self.init_dirty = false;
     }
 
-    /// Writes the open segment's samples as a media segment and publishes it. Returns false
-    /// when there was nothing to write.
-    fn close_segment(&mut self) -> bool {
-        let Some(open) = self.open.take() else {
+    /// Writes the samples collected since the last chunk as one chunk of the open segment
+    /// and, in low-latency mode, publishes it as a part. Returns true when a part was
+    /// published; false when there were no samples (nothing is written then).
+    fn close_part(&mut self) -> bool {
+        let Some(open) = self.open.as_mut() else {
             return false;
         };
         let origin = self.origin.unwrap_or(0);
@@ -448,34 +558,94 @@ impl HlsStream {
                 n += 1;
             }
         }
-        let duration = {
-            let leading = if self.segmenter.video_led() {
-                &self.video
-            } else {
-                &self.audio
-            };
-            leading.segment_seconds()
-        };
         if n == 0 {
             return false;
         }
-        let msn = self.next_msn;
-        self.next_msn += 1;
-        // mfhd sequence numbers start at 1 and only need to increase (they wrap after 2^32).
-        let sequence_number = (msn.wrapping_add(1) & 0xffff_ffff) as u32;
-        let data = (self.store_segment)(media_segment(sequence_number, &fragments[..n]));
+        let leading = if self.segmenter.video_led() {
+            &self.video
+        } else {
+            &self.audio
+        };
+        let seconds = leading.segment_seconds();
+        let seq = self.next_chunk_seq;
+        self.next_chunk_seq = self.next_chunk_seq.wrapping_add(1).max(1);
+        let chunk = if open.chunks.is_empty() {
+            media_segment(seq, &fragments[..n])
+        } else {
+            media_chunk(seq, &fragments[..n])
+        };
         self.video.clear_segment(origin);
         self.audio.clear_segment(origin);
+        open.chunks.push(chunk.clone());
+        open.seconds += seconds;
+        if self.parts.is_none() {
+            return false;
+        }
+        let part = self.next_part;
+        self.next_part += 1;
+        self.parts_in_open += 1;
+        let head = open.head;
+        self.files.publish_part(
+            NewPart {
+                msn: self.next_msn,
+                name: format!("{}-p{part}.m4s", self.prefix),
+                data: chunk,
+                duration: seconds,
+                independent: self.part_independent || !self.segmenter.video_led(),
+                next_name: format!("{}-p{}.m4s", self.prefix, part + 1),
+            },
+            head,
+        );
+        true
+    }
+
+    /// Writes the open segment's last chunk, then the segment (its chunks back to back), and
+    /// publishes it. Returns false when there was nothing to write.
+    fn close_segment(&mut self) -> bool {
+        self.close_part();
+        let Some(open) = self.open.take() else {
+            return false;
+        };
+        if open.chunks.is_empty() {
+            return false;
+        }
+        let data = if open.chunks.len() == 1 {
+            open.chunks[0].clone()
+        } else {
+            let len = open.chunks.iter().map(Bytes::len).sum();
+            let mut joined = bytes::BytesMut::with_capacity(len);
+            for chunk in &open.chunks {
+                joined.extend_from_slice(chunk);
+            }
+            joined.freeze()
+        };
+        let msn = self.next_msn;
+        self.next_msn += 1;
+        self.parts_in_open = 0;
         self.files.publish(NewSegment {
             msn,
             name: format!("{}-{msn}.m4s", self.prefix),
-            data,
-            duration,
-            wallclock_ms: open.wallclock_ms,
-            discontinuity: open.discontinuity,
-            init_seq: open.init_seq,
+            data: (self.store_segment)(data),
+            duration: open.seconds,
+            wallclock_ms: open.head.wallclock_ms,
+            discontinuity: open.head.discontinuity,
+            init_seq: open.head.init_seq,
         });
         true
+    }
+}
+
+/// The server-control values for a part target and target duration: PART-HOLD-BACK three part
+/// targets (Apple's minimum, which players then aim at), HOLD-BACK three target durations,
+/// and delta updates for segments older than six target durations (RFC 8216bis minimum).
+fn low_latency_info(part_target: Duration, target_duration: u32) -> LowLatency {
+    let part = part_target.as_secs_f64();
+    let target = f64::from(target_duration);
+    LowLatency {
+        part_target: part,
+        part_hold_back: 3.0 * part,
+        hold_back: 3.0 * target,
+        can_skip_until: Some(6.0 * target),
     }
 }
 

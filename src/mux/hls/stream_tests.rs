@@ -79,7 +79,7 @@ pub(super) fn push_clip(s: &mut HlsStream, clip: &Clip, first: i64) {
 }
 
 pub(super) fn parse(s: &HlsStream) -> m3u8_rs::MediaPlaylist {
-    let text = s.playlist().expect("playlist");
+    let text = s.playlist(false).expect("playlist");
     match m3u8_rs::parse_media_playlist(&text) {
         Ok((_, p)) => p,
         Err(e) => panic!("m3u8-rs: {e:?}\n{}", String::from_utf8_lossy(&text)),
@@ -87,7 +87,7 @@ pub(super) fn parse(s: &HlsStream) -> m3u8_rs::MediaPlaylist {
 }
 
 pub(super) fn text(s: &HlsStream) -> String {
-    String::from_utf8(s.playlist().unwrap().to_vec()).unwrap()
+    String::from_utf8(s.playlist(false).unwrap().to_vec()).unwrap()
 }
 
 pub(super) fn video_stream(target_ms: u64, window: usize) -> HlsStream {
@@ -99,11 +99,11 @@ pub(super) fn video_stream(target_ms: u64, window: usize) -> HlsStream {
 #[test]
 fn no_playlist_until_the_first_segment_is_complete() {
     let mut s = video_stream(2000, 6);
-    assert!(s.playlist().is_none());
+    assert!(s.playlist(false).is_none());
     assert_eq!(feed(&mut s, 0..50, 25), 0, "2 s of content is not yet cut");
-    assert!(s.playlist().is_none());
+    assert!(s.playlist(false).is_none());
     assert_eq!(feed(&mut s, 50..51, 25), 1);
-    assert!(s.playlist().is_some());
+    assert!(s.playlist(false).is_some());
 }
 
 #[test]
@@ -298,7 +298,7 @@ fn end_flushes_the_open_segment_and_adds_endlist() {
 fn end_before_any_segment_leaves_no_playlist() {
     let mut s = video_stream(2000, 6);
     s.end(T0_MS);
-    assert!(s.playlist().is_none());
+    assert!(s.playlist(false).is_none());
 }
 
 #[test]
@@ -323,12 +323,12 @@ fn video_before_parameter_sets_or_first_keyframe_is_dropped() {
 fn playlist_is_cached_until_it_changes() {
     let mut s = video_stream(1000, 6);
     feed(&mut s, 0..26, 25);
-    let a = s.playlist().unwrap();
+    let a = s.playlist(false).unwrap();
     feed(&mut s, 26..40, 25);
-    let b = s.playlist().unwrap();
+    let b = s.playlist(false).unwrap();
     assert_eq!(a.as_ptr(), b.as_ptr(), "same buffer, no re-render");
     feed(&mut s, 40..51, 25);
-    assert_ne!(s.playlist().unwrap(), a);
+    assert_ne!(s.playlist(false).unwrap(), a);
 }
 
 #[test]
@@ -477,7 +477,7 @@ fn arbitrary_timestamps_flags_and_reconfigurations_never_panic() {
             let _ = s.wants_keyframe();
         }
         s.end(0);
-        if let Some(text) = s.playlist() {
+        if let Some(text) = s.playlist(false) {
             let p = match m3u8_rs::parse_media_playlist(&text) {
                 Ok((_, p)) => p,
                 Err(e) => panic!("round {round}: {e:?}"),
