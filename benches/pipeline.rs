@@ -135,7 +135,7 @@ fn bench(c: &mut Criterion) {
                 }
                 H264Event::KeyframeNeeded => {}
             });
-            assert!(hls.playlist().is_some());
+            assert!(hls.playlist(false).is_some());
         })
     });
     group.finish();

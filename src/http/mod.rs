@@ -118,4 +118,6 @@ fn stream_name(name: &str) -> Result<&str, ApiError> {
 }
 
 #[cfg(test)]
+mod hls_tests;
+#[cfg(test)]
 mod tests;

@@ -18,21 +18,26 @@ use crate::media::h264::ParameterSets;
 use crate::media::{Codec, Frame};
 
 /// x264 constrained-baseline 640x360.
-const SPS: &[u8] = &[
+pub(super) const SPS: &[u8] = &[
     0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01,
     0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2e, 0x48,
 ];
-const PPS: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
+pub(super) const PPS: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
 
-fn state() -> AppState {
+pub(super) fn state() -> AppState {
     state_with(false)
 }
 
 fn state_with(hls_opus_passthrough: bool) -> AppState {
+    state_with_window(hls_opus_passthrough, 6)
+}
+
+/// A state whose streams cut 1 s segments, 200 ms parts, and list `window` segments.
+pub(super) fn state_with_window(hls_opus_passthrough: bool, window: usize) -> AppState {
     let config = Arc::new(Config::default());
     let hub = Arc::new(Hub::new(StreamSettings {
         segment_target: Duration::from_secs(1),
-        hls_window: 6,
+        hls_window: window,
         hls_part_target: Some(Duration::from_millis(200)),
         flv_queue: 64,
         flv_merge_ms: 0,
@@ -47,7 +52,7 @@ fn state_with(hls_opus_passthrough: bool) -> AppState {
 }
 
 /// An AVCC access unit of one NAL unit.
-fn frame(i: i64, keyframe: bool) -> Frame {
+pub(super) fn frame(i: i64, keyframe: bool) -> Frame {
     let nal: &[u8] = if keyframe {
         &[0x65, 0x88, 0x84, 0x00, 0x33]
     } else {
@@ -65,7 +70,7 @@ fn frame(i: i64, keyframe: bool) -> Frame {
 }
 
 /// A live stream "cam" with 3 s of 30 fps video, a keyframe every second.
-fn live_stream(state: &AppState) -> Arc<Stream> {
+pub(super) fn live_stream(state: &AppState) -> Arc<Stream> {
     let stream = state.hub.claim("cam").unwrap();
     stream.set_video_params(
         ParameterSets::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap(),
@@ -76,7 +81,11 @@ fn live_stream(state: &AppState) -> Arc<Stream> {
     stream
 }
 
-async fn get(state: &AppState, uri: &str, headers: &[(&str, &str)]) -> axum::response::Response {
+pub(super) async fn get(
+    state: &AppState,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> axum::response::Response {
     let mut req = Request::get(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -87,7 +96,7 @@ async fn get(state: &AppState, uri: &str, headers: &[(&str, &str)]) -> axum::res
         .unwrap()
 }
 
-fn header_of(res: &axum::response::Response, name: header::HeaderName) -> &str {
+pub(super) fn header_of(res: &axum::response::Response, name: header::HeaderName) -> &str {
     res.headers()
         .get(&name)
         .map(|v| v.to_str().unwrap())
