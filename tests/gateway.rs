@@ -51,3 +51,6 @@ mod flv_timeline;
 
 #[path = "gateway/resolution_change.rs"]
 mod resolution_change;
+
+#[path = "gateway/ll_hls.rs"]
+mod ll_hls;

@@ -99,9 +99,19 @@ pub fn playlist_readiness(
     progress: HlsProgress,
     ll: Option<&LowLatency>,
 ) -> Readiness {
-    let (Some(ll), Some(msn)) = (ll, query.msn) else {
+    let (Some(ll), Some(mut msn)) = (ll, query.msn) else {
         return Readiness::Ready;
     };
+    let mut part = query.part;
+    // A part past the end of the last complete segment is that many parts into the next one
+    // (a client asking for "the part after the last one I have").
+    if let Some(p) = part {
+        let last = progress.next_msn.checked_sub(1);
+        if Some(msn) == last && progress.parts_in_last > 0 && p >= progress.parts_in_last {
+            msn = progress.next_msn;
+            part = Some(p - progress.parts_in_last);
+        }
+    }
     if progress.ended || msn < progress.next_msn {
         return Readiness::Ready;
     }
@@ -109,7 +119,7 @@ pub fn playlist_readiness(
     if msn > progress.next_msn.saturating_add(1) {
         return Readiness::TooFar;
     }
-    let Some(part) = query.part else {
+    let Some(part) = part else {
         return Readiness::Wait;
     };
     let parts_ahead = if msn == progress.next_msn {
@@ -153,11 +163,12 @@ mod tests {
         }
     }
 
-    /// Segment 10 is being written and has 3 parts; parts 0..=52 exist.
+    /// Segment 10 is being written and has 3 parts, segment 9 had 5; parts 0..=52 exist.
     fn at() -> HlsProgress {
         HlsProgress {
             next_msn: 10,
             parts_in_open: 3,
+            parts_in_last: 5,
             next_part: 53,
             ended: false,
         }
@@ -223,10 +234,17 @@ mod tests {
         assert_eq!(ready(PlaylistQuery::default()), Readiness::Ready);
         assert_eq!(ready(q(3, None)), Readiness::Ready, "long gone");
         assert_eq!(ready(q(9, None)), Readiness::Ready, "last complete segment");
+        assert_eq!(ready(q(9, Some(4))), Readiness::Ready, "its last part");
+        assert_eq!(ready(q(8, Some(40))), Readiness::Ready, "long complete");
         assert_eq!(
-            ready(q(9, Some(40))),
+            ready(q(9, Some(5))),
             Readiness::Ready,
-            "complete: all its parts"
+            "= segment 10 part 0"
+        );
+        assert_eq!(
+            ready(q(9, Some(7))),
+            Readiness::Ready,
+            "= segment 10 part 2"
         );
         assert_eq!(ready(q(10, Some(0))), Readiness::Ready);
         assert_eq!(ready(q(10, Some(2))), Readiness::Ready, "the newest part");
@@ -237,6 +255,11 @@ mod tests {
         let ll = ll();
         let ready = |query| playlist_readiness(&query, at(), Some(&ll));
         assert_eq!(ready(q(10, Some(3))), Readiness::Wait, "the next part");
+        assert_eq!(
+            ready(q(9, Some(8))),
+            Readiness::Wait,
+            "past segment 9: 10/3"
+        );
         assert_eq!(ready(q(10, None)), Readiness::Wait, "the open segment");
         assert_eq!(ready(q(11, None)), Readiness::Wait);
         assert_eq!(ready(q(11, Some(0))), Readiness::Wait);
@@ -256,6 +279,7 @@ mod tests {
         assert_eq!(ready(q(10, Some(3 + 15))), Readiness::TooFar);
         assert_eq!(ready(q(11, Some(15))), Readiness::TooFar);
         assert_eq!(ready(q(11, Some(u64::MAX))), Readiness::TooFar);
+        assert_eq!(ready(q(9, Some(5 + 3 + 15))), Readiness::TooFar);
     }
 
     #[test]

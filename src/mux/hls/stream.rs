@@ -88,6 +88,8 @@ pub struct HlsProgress {
     pub next_msn: u64,
     /// Parts of that segment published so far.
     pub parts_in_open: u64,
+    /// Parts of the segment before it (the last complete one).
+    pub parts_in_last: u64,
     /// Sequence number the next part file will get (`{prefix}-p{n}.m4s`).
     pub next_part: u64,
     /// The stream ended: nothing more will come.
@@ -127,6 +129,7 @@ pub struct HlsStream {
     /// The open part starts with a keyframe (INDEPENDENT=YES).
     part_independent: bool,
     parts_in_open: u64,
+    parts_in_last: u64,
     next_part: u64,
     /// mfhd sequence number of the next chunk (starts at 1, only increases).
     next_chunk_seq: u32,
@@ -197,6 +200,7 @@ impl HlsStream {
             low_latency,
             part_independent: false,
             parts_in_open: 0,
+            parts_in_last: 0,
             next_part: 0,
             next_chunk_seq: 1,
         }
@@ -353,6 +357,7 @@ impl HlsStream {
         HlsProgress {
             next_msn: self.next_msn,
             parts_in_open: self.parts_in_open,
+            parts_in_last: self.parts_in_last,
             next_part: self.next_part,
             ended: self.ended,
         }
@@ -621,7 +626,7 @@ impl HlsStream {
         };
         let msn = self.next_msn;
         self.next_msn += 1;
-        self.parts_in_open = 0;
+        self.parts_in_last = std::mem::take(&mut self.parts_in_open);
         self.files.publish(NewSegment {
             msn,
             name: format!("{}-{msn}.m4s", self.prefix),
