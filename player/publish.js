@@ -279,7 +279,7 @@ async function stop() {
 function updateLinks() {
   const name = encodeURIComponent($('stream').value.trim() || 'NAME');
   $('url-watch').value = new URL(`/watch.html?stream=${name}`, location.href).href;
-  $('url-hls').value = new URL(`/hls/${name}/index.m3u8`, location.href).href;
+  $('url-hls').value = new URL(`/hls/${name}/master.m3u8`, location.href).href;
   $('url-flv').value = new URL(`/flv/${name}.flv`, location.href).href;
 }
 

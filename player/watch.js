@@ -20,7 +20,9 @@ let player = null; // { engine, destroy(), latency() }
 let playingPublish = null; // started_at_ms of the publish being played
 let lastProgress = { time: -1, at: Date.now() };
 
-const hlsUrl = `/hls/${encodeURIComponent(name)}/index.m3u8`;
+// The multivariant playlist: the renditions (one today, a simulcast ladder later) with their
+// codecs, so players pick what they can play.
+const hlsUrl = `/hls/${encodeURIComponent(name)}/master.m3u8`;
 const flvUrl = `/flv/${encodeURIComponent(name)}.flv`;
 
 function setState(state, label, pillClass, overlayText) {
@@ -63,7 +65,10 @@ function startHls() {
       },
     };
   }
-  const hls = new Hls({ lowLatencyMode: false, liveSyncDurationCount: 2, backBufferLength: 30 });
+  // Low-Latency HLS: hls.js follows the parts with blocking reloads and the preload hint, and
+  // holds back PART-HOLD-BACK (three parts) from the live edge. liveSyncDurationCount only
+  // applies when the gateway serves plain HLS ([hls] low_latency = false).
+  const hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 2, backBufferLength: 30 });
   hls.on(Hls.Events.ERROR, (event, data) => {
     if (data.fatal) playerError(`${data.type} ${data.details}`);
   });

@@ -51,7 +51,7 @@ async fn main() -> ExitCode {
         }
     };
     let addr = server.http_addr();
-    eprintln!("castgate: serving on http://{addr}  (WHIP: /whip/NAME, HLS: /hls/NAME/index.m3u8, FLV: /flv/NAME.flv)");
+    eprintln!("castgate: serving on http://{addr}  (WHIP: /whip/NAME, HLS: /hls/NAME/master.m3u8, FLV: /flv/NAME.flv)");
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;
