@@ -76,6 +76,16 @@ function startHls() {
   hls.attachMedia(video);
   return {
     engine: `hls.js ${Hls.version}`,
+    stats() {
+      // Whether hls.js follows parts (low latency) and how far behind it aims to play.
+      const level = hls.levels && hls.levels[hls.currentLevel];
+      const details = level && level.details;
+      return {
+        lowLatency: !!(details && details.partList && details.partList.length),
+        partTarget: details ? details.partTarget : null,
+        targetLatency: hls.targetLatency,
+      };
+    },
     destroy() {
       hls.destroy();
     },

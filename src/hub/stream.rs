@@ -476,6 +476,8 @@ impl Stream {
     /// codecs and bit rate are known.
     pub fn hls_variant(&self, uri: &str) -> Option<crate::mux::hls::Variant> {
         let inner = self.lock();
+        // Listed once its media playlist can be fetched.
+        inner.hls.playlist(false)?;
         let codecs = inner.hls.codecs()?;
         let bandwidth = inner.hls.bandwidth()?;
         let video = !inner.audio_only;

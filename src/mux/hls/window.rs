@@ -238,6 +238,11 @@ impl SegmentWindow {
     }
 
     fn render(&mut self) {
+        // Not before the first whole segment: players that ignore parts (ffmpeg) take a
+        // playlist of parts alone for an empty stream and give up.
+        if self.playlist.segments.is_empty() {
+            return;
+        }
         self.rendered = Some(Bytes::from(self.playlist.render()));
         self.rendered_delta = (self.playlist.skippable_segments() > 0)
             .then(|| Bytes::from(self.playlist.render_delta()));
