@@ -79,7 +79,7 @@ fn parts_are_published_as_they_complete_and_hint_the_next() {
     let open = &p.segments[1];
     assert_eq!(
         (open.msn, open.uri.as_deref(), open.parts.len()),
-        (1, None, 0 + 1)
+        (1, None, 1)
     );
     assert_eq!(p.preload_hint.as_deref(), Some("ab12-p6.m4s"));
 }
