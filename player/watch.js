@@ -66,9 +66,9 @@ function startHls() {
     };
   }
   // Low-Latency HLS: hls.js follows the parts with blocking reloads and the preload hint, and
-  // holds back PART-HOLD-BACK (three parts) from the live edge. liveSyncDurationCount only
-  // applies when the gateway serves plain HLS ([hls] low_latency = false).
-  const hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 2, backBufferLength: 30 });
+  // holds back PART-HOLD-BACK (three parts) from the live edge. No liveSync* setting here: any
+  // of them overrides the playlist's hold-back in hls.js, low latency included.
+  const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
   hls.on(Hls.Events.ERROR, (event, data) => {
     if (data.fatal) playerError(`${data.type} ${data.details}`);
   });
