@@ -54,3 +54,6 @@ mod resolution_change;
 
 #[path = "gateway/ll_hls.rs"]
 mod ll_hls;
+
+#[path = "gateway/nginx_cache.rs"]
+mod nginx_cache;

@@ -23,7 +23,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::{stream_name, ApiError, AppState};
-use crate::hub::Stream;
+use crate::hub::{HlsRequest, Stream};
 use crate::mux::hls::blocking::{self, Readiness};
 use crate::mux::hls::{render_multivariant, HlsProgress};
 use gzip::{accepts_gzip, GzipCache};
@@ -108,6 +108,11 @@ async fn media_playlist(
     let plain = stream
         .hls_playlist(client, delta)
         .ok_or_else(|| ApiError::not_found("the first segment is not ready yet"))?;
+    stream.count_hls_request(if blocking_request {
+        HlsRequest::BlockingPlaylist
+    } else {
+        HlsRequest::Playlist
+    });
     // A blocking answer is the playlist as of that part: a cache may keep it for its exact
     // query a little while (every viewer asking for the same part then shares one answer).
     // The playlist without directives changes with every part.
@@ -148,6 +153,7 @@ fn multivariant(stream: &Stream, client: u64) -> Result<Response, ApiError> {
     let variant = stream
         .hls_variant("index.m3u8")
         .ok_or_else(|| ApiError::not_found("the first segment is not ready yet"))?;
+    stream.count_hls_request(HlsRequest::Multivariant);
     Ok((
         [
             (
@@ -171,7 +177,8 @@ async fn segment_file(stream: &Arc<Stream>, file: &str) -> Result<Response, ApiE
     };
     // The part named by EXT-X-PRELOAD-HINT (or the few after it): held until it is complete,
     // then served whole.
-    if let Some(part) = stream.hls_part_number(file) {
+    let part_number = stream.hls_part_number(file);
+    if let Some(part) = part_number {
         let (ll, target_duration) = stream.hls_timing();
         if let Some(ll) = ll {
             wait_for(stream, target_duration, |p| {
@@ -184,6 +191,13 @@ async fn segment_file(stream: &Arc<Stream>, file: &str) -> Result<Response, ApiE
     let body = stream
         .hls_file(file)
         .ok_or_else(|| ApiError::not_found("no such segment (expired or not yet written)"))?;
+    stream.count_hls_request(if part_number.is_some() {
+        HlsRequest::Part
+    } else if content_type == "video/mp4" {
+        HlsRequest::Init
+    } else {
+        HlsRequest::Segment
+    });
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),

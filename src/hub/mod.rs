@@ -8,12 +8,14 @@ mod flv_merge_tests;
 mod flv_timeline;
 #[cfg(test)]
 mod flv_timeline_tests;
+mod hls_requests;
 pub mod latency;
 mod meter;
 mod simulcast;
 mod stream;
 
 pub use flv_fanout::{FlvSubscription, FlvViewerStream};
+pub use hls_requests::{HlsRequest, HlsRequestInfo};
 pub use simulcast::{SimulcastInfo, SimulcastLayers};
 pub use stream::{Stream, StreamInfo, StreamSettings, StreamState, VideoPushed};
 

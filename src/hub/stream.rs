@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, watch};
 use super::flv_batch::FlvBatcher;
 use super::flv_fanout::{FlvCache, FlvKind, FlvPacket, FlvSubscription};
 use super::flv_timeline::Owed;
+use super::hls_requests::{HlsRequest, HlsRequestCounts, HlsRequestInfo};
 use super::meter::{ClientTracker, RateMeter};
 use super::simulcast::{SimulcastInfo, SimulcastLayers};
 use crate::media::clock::{MediaClock, TrackId};
@@ -86,6 +87,8 @@ pub struct StreamInfo {
     /// Present when the publisher offered simulcast layers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub simulcast: Option<SimulcastInfo>,
+    /// HLS requests answered, by kind.
+    pub hls_requests: HlsRequestInfo,
 }
 
 /// What [`Stream::push_video`] did with a frame.
@@ -140,6 +143,7 @@ pub struct Stream {
     flv_merge_ms: u32,
     flv_merge_from_viewers: usize,
     frames_in: AtomicU64,
+    hls_requests: HlsRequestCounts,
     latency: super::latency::StreamLatency,
     simulcast: OnceLock<Arc<SimulcastLayers>>,
 }
@@ -205,6 +209,7 @@ impl Stream {
             flv_merge_ms: settings.flv_merge_ms,
             flv_merge_from_viewers: settings.flv_merge_from_viewers,
             frames_in: AtomicU64::new(0),
+            hls_requests: HlsRequestCounts::default(),
             latency: super::latency::StreamLatency::default(),
             simulcast: OnceLock::new(),
         }
@@ -495,6 +500,11 @@ impl Stream {
         })
     }
 
+    /// Counts an answered HLS request.
+    pub fn count_hls_request(&self, kind: HlsRequest) {
+        self.hls_requests.count(kind);
+    }
+
     /// Follows HLS progress (new segments and parts) without taking the stream's lock.
     pub fn hls_progress(&self) -> watch::Receiver<HlsProgress> {
         self.hls_progress.subscribe()
@@ -546,6 +556,7 @@ impl Stream {
             },
             latency: self.latency.info(),
             simulcast: self.simulcast.get().map(|s| s.info()),
+            hls_requests: self.hls_requests.info(),
         }
     }
 
