@@ -255,7 +255,7 @@ async fn nginx_edge_collapses_ll_hls_clients_into_one_request_per_part() {
     let after = srv.stream_json("ll2").await.expect("listed")["hls_requests"].clone();
     let delta = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
 
-    let mut seen = seen.lock().unwrap();
+    let mut seen = std::mem::take(&mut *seen.lock().unwrap());
     seen.waits_ms.sort_unstable();
     let waits = &seen.waits_ms;
     let (p50, p95) = (waits[waits.len() / 2], waits[waits.len() * 95 / 100]);
@@ -295,7 +295,6 @@ async fn nginx_edge_collapses_ll_hls_clients_into_one_request_per_part() {
         delta("parts")
     );
     assert!(seen.requests as u64 >= 10 * (delta("blocking_playlists") + delta("parts")));
-    drop(seen);
     drop(nginx);
     finish_publish(&srv, "ll2", session, FIXTURE_SECONDS).await;
     srv.shutdown().await;
