@@ -93,6 +93,8 @@ pub struct HlsConfig {
     pub low_latency: bool,
     /// Part target in milliseconds (low latency only).
     pub part_duration_ms: u64,
+    /// An MPEG-TS rendition of the same segments at `ts.m3u8`, for legacy players.
+    pub mpegts: bool,
 }
 
 /// Parts shorter than this cost more in requests than they save in latency.
@@ -146,6 +148,7 @@ impl Default for HlsConfig {
             window: 6,
             low_latency: true,
             part_duration_ms: 200,
+            mpegts: true,
         }
     }
 }

@@ -40,6 +40,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         segment_target: config.segment_duration(),
         hls_window: config.hls.window,
         hls_part_target: config.part_target(),
+        hls_mpegts: config.hls.mpegts,
         flv_queue: config.flv.viewer_queue,
         flv_merge_ms: config.flv.merge_write_ms,
         flv_merge_from_viewers: config.flv.merge_from_viewers,

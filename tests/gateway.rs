@@ -57,3 +57,6 @@ mod ll_hls;
 
 #[path = "gateway/nginx_cache.rs"]
 mod nginx_cache;
+
+#[path = "gateway/ts_rendition.rs"]
+mod ts_rendition;

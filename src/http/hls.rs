@@ -73,6 +73,7 @@ async fn file(
             media_playlist(name, &stream, query, client, gzip_cache).await
         }
         "master.m3u8" => multivariant(&stream, client),
+        "ts.m3u8" => ts_playlist(&stream, client),
         _ => segment_file(&stream, &file).await,
     }
 }
@@ -167,9 +168,30 @@ fn multivariant(stream: &Stream, client: u64) -> Result<Response, ApiError> {
         .into_response())
 }
 
+/// `ts.m3u8`: the MPEG-TS rendition, plain HLS (no blocking, no parts).
+fn ts_playlist(stream: &Stream, client: u64) -> Result<Response, ApiError> {
+    let body = stream
+        .hls_ts_playlist(client)
+        .ok_or_else(|| ApiError::not_found("no MPEG-TS segment yet (or the rendition is off)"))?;
+    stream.count_hls_request(HlsRequest::Playlist);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(PLAYLIST_TYPE),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 async fn segment_file(stream: &Arc<Stream>, file: &str) -> Result<Response, ApiError> {
     let content_type = if file.ends_with(".mp4") {
         "video/mp4"
+    } else if file.ends_with(".ts") {
+        "video/mp2t"
     } else if file.ends_with(".m4s") {
         "video/iso.segment"
     } else {

@@ -39,6 +39,7 @@ pub(super) fn state_with_window(hls_opus_passthrough: bool, window: usize) -> Ap
         segment_target: Duration::from_secs(1),
         hls_window: window,
         hls_part_target: Some(Duration::from_millis(200)),
+        hls_mpegts: true,
         flv_queue: 64,
         flv_merge_ms: 0,
         flv_merge_from_viewers: 0,

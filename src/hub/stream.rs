@@ -27,6 +27,8 @@ pub struct StreamSettings {
     pub hls_window: usize,
     /// Low-Latency HLS part length (`None`: plain HLS).
     pub hls_part_target: Option<Duration>,
+    /// An MPEG-TS rendition (`ts.m3u8`) next to the fMP4 one.
+    pub hls_mpegts: bool,
     /// Packets queued per FLV viewer before it skips ahead (see [`FlvBatcher`]).
     pub flv_queue: usize,
     /// FLV tags are held until they span this many ms (0: one packet per video frame)...
@@ -44,6 +46,7 @@ impl Default for StreamSettings {
             segment_target: Duration::from_secs(2),
             hls_window: 6,
             hls_part_target: Some(Duration::from_millis(200)),
+            hls_mpegts: true,
             flv_queue: 256,
             flv_merge_ms: 0,
             flv_merge_from_viewers: 0,
@@ -178,6 +181,7 @@ impl Stream {
             // Kept where plain-HTTP connections can send them without copying.
             store_segment: crate::sendfile::map_segment,
             part_target: settings.hls_part_target,
+            mpegts: settings.hls_mpegts,
         };
         let hls = HlsStream::new(hls_config.clone());
         let (hls_progress, _) = watch::channel(hls.progress());
@@ -503,6 +507,13 @@ impl Stream {
     /// Counts an answered HLS request.
     pub fn count_hls_request(&self, kind: HlsRequest) {
         self.hls_requests.count(kind);
+    }
+
+    /// The MPEG-TS rendition's playlist, once it has a segment.
+    pub fn hls_ts_playlist(&self, client: u64) -> Option<Bytes> {
+        let mut inner = self.lock();
+        inner.hls_clients.seen(client, Instant::now());
+        inner.hls.ts_playlist()
     }
 
     /// Follows HLS progress (new segments and parts) without taking the stream's lock.

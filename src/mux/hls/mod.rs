@@ -10,6 +10,7 @@ pub mod segmenter;
 mod stream;
 pub mod strict;
 mod track;
+mod ts_rendition;
 mod window;
 
 pub use multivariant::{render_multivariant, Variant};
@@ -26,3 +27,5 @@ mod stream_in_band_tests;
 mod stream_ll_tests;
 #[cfg(test)]
 mod stream_tests;
+#[cfg(test)]
+mod stream_ts_tests;

@@ -22,6 +22,7 @@ use super::parts::PartCutter;
 use super::playlist::LowLatency;
 use super::segmenter::{Decision, Segmenter};
 use super::track::{TimelineBreak, TrackState};
+use super::ts_rendition::TsRendition;
 use super::window::{Bandwidth, NewPart, NewSegment, SegmentHead, SegmentWindow};
 use crate::media::h264::ParameterSets;
 use crate::media::{Codec, Frame, CLOCK_RATE};
@@ -50,6 +51,8 @@ pub struct HlsConfig {
     pub store_segment: fn(Bytes) -> Bytes,
     /// Low-Latency HLS partial segments of about this length (`None`: plain HLS).
     pub part_target: Option<Duration>,
+    /// Also write an MPEG-TS rendition of the same segments (`ts.m3u8`).
+    pub mpegts: bool,
 }
 
 impl Default for HlsConfig {
@@ -60,6 +63,7 @@ impl Default for HlsConfig {
             name_prefix: "live".to_string(),
             store_segment: std::convert::identity,
             part_target: None,
+            mpegts: false,
         }
     }
 }
@@ -133,6 +137,7 @@ pub struct HlsStream {
     next_part: u64,
     /// mfhd sequence number of the next chunk (starts at 1, only increases).
     next_chunk_seq: u32,
+    ts: Option<TsRendition>,
 }
 
 impl HlsStream {
@@ -175,14 +180,24 @@ impl HlsStream {
         let low_latency = config
             .part_target
             .map(|p| low_latency_info(p, target_duration));
+        let window = config.window.max(MIN_WINDOW);
+        let ts = config
+            .mpegts
+            .then(|| TsRendition::new(window, target_duration));
+        let mut video = TrackState::new(VIDEO_TRACK_ID, CLOCK_RATE, CLOCK_RATE / 30);
+        let mut audio = TrackState::new(AUDIO_TRACK_ID, 48_000, 960);
+        if ts.is_some() {
+            video.collect_ts();
+            audio.collect_ts();
+        }
         Self {
             prefix,
             store_segment: config.store_segment,
             target_duration,
             segmenter: Segmenter::new(target_ticks, video_led),
             // Fallback durations: one frame at 30 fps, one 20 ms Opus frame.
-            video: TrackState::new(VIDEO_TRACK_ID, CLOCK_RATE, CLOCK_RATE / 30),
-            audio: TrackState::new(AUDIO_TRACK_ID, 48_000, 960),
+            video,
+            audio,
             video_ps: None,
             audio_codec: None,
             next_video_ps: None,
@@ -194,7 +209,7 @@ impl HlsStream {
             open: None,
             next_msn: 0,
             next_init_seq: 0,
-            files: SegmentWindow::new(config.window.max(MIN_WINDOW), target_duration, low_latency),
+            files: SegmentWindow::new(window, target_duration, low_latency),
             ended: false,
             parts,
             low_latency,
@@ -203,6 +218,7 @@ impl HlsStream {
             parts_in_last: 0,
             next_part: 0,
             next_chunk_seq: 1,
+            ts,
         }
     }
 
@@ -324,6 +340,9 @@ impl HlsStream {
             p.reset();
         }
         self.files.end();
+        if let Some(ts) = self.ts.as_mut() {
+            ts.end();
+        }
     }
 
     /// The media playlist, once a segment (low latency: a part) exists. Rendered only when it
@@ -337,7 +356,15 @@ impl HlsStream {
     /// `{prefix}-{msn}.m4s`, `{prefix}-p{n}.m4s`). Segments stay available for a couple of
     /// segment durations after leaving the playlist, parts for a segment after theirs did.
     pub fn get(&self, name: &str) -> Option<Bytes> {
+        if name.ends_with(".ts") {
+            return self.ts.as_ref()?.get(name);
+        }
         self.files.get(name)
+    }
+
+    /// The MPEG-TS rendition's playlist, once its first segment exists (None without one).
+    pub fn ts_playlist(&self) -> Option<Bytes> {
+        self.ts.as_ref()?.playlist()
     }
 
     /// The part sequence number in a part file name of this publish (`{prefix}-p{n}.m4s`).
@@ -528,6 +555,13 @@ impl HlsStream {
         // The keyframes of the segments this init governs repeat its avcC in-band. An init is
         // only written as a segment opens, before its first frame becomes a sample.
         self.video.set_in_band(in_band);
+        if let Some(ts) = self.ts.as_mut() {
+            let video = self
+                .video_ps
+                .as_ref()
+                .filter(|_| self.segmenter.video_led());
+            ts.set_tracks(video, self.audio_codec.as_ref());
+        }
         if let Some(codec) = &self.audio_codec {
             tracks.push(TrackSpec {
                 track_id: AUDIO_TRACK_ID,
@@ -627,7 +661,7 @@ impl HlsStream {
         let msn = self.next_msn;
         self.next_msn += 1;
         self.parts_in_last = std::mem::take(&mut self.parts_in_open);
-        self.files.publish(NewSegment {
+        let segment = NewSegment {
             msn,
             name: format!("{}-{msn}.m4s", self.prefix),
             data: (self.store_segment)(data),
@@ -635,7 +669,17 @@ impl HlsStream {
             wallclock_ms: open.head.wallclock_ms,
             discontinuity: open.head.discontinuity,
             init_seq: open.head.init_seq,
-        });
+        };
+        if let Some(ts) = self.ts.as_mut() {
+            for s in self.video.take_ts() {
+                ts.add(true, s.pts, s.dts, s.keyframe, s.data);
+            }
+            for s in self.audio.take_ts() {
+                ts.add(false, s.pts, s.dts, s.keyframe, s.data);
+            }
+            ts.publish(&segment, &self.prefix);
+        }
+        self.files.publish(segment);
         true
     }
 }

@@ -1,12 +1,14 @@
 //! Per-track sample assembly for the HLS stream: holds the last frame until its successor gives
 //! it a duration, converts the 90 kHz media clock to the track's timescale, puts the in-band
 //! parameter sets in front of video keyframes, and collects the open segment's samples (their
-//! buffer is reused from segment to segment).
+//! buffer is reused from segment to segment). With an MPEG-TS rendition it also collects each
+//! sample for it, timed exactly where the fMP4 timeline puts it.
 
 use bytes::Bytes;
 
 use crate::media::{Frame, CLOCK_RATE};
 use crate::mux::fmp4::{InBandParameterSets, Sample, TrackFragment};
+use crate::mux::ts::TsSample;
 
 /// Largest believable gap between two consecutive samples of one track (10 s, in seconds).
 /// Screen-share video may idle for seconds; anything longer is a clock jump.
@@ -39,6 +41,9 @@ pub(super) struct TrackState {
     /// Parameter sets written in front of each keyframe (H.264 only): those of the init
     /// segment the next samples belong to.
     in_band: Option<InBandParameterSets>,
+    /// The open segment's samples for the MPEG-TS rendition (None: there is none), 90 kHz on
+    /// the fMP4 timeline.
+    ts: Option<Vec<TsSample>>,
 }
 
 impl TrackState {
@@ -54,7 +59,25 @@ impl TrackState {
             last_duration: None,
             last_end: 0,
             in_band: None,
+            ts: None,
         }
+    }
+
+    /// Collect every sample for an MPEG-TS rendition too ([`TrackState::take_ts`]).
+    pub fn collect_ts(&mut self) {
+        self.ts.get_or_insert_with(Vec::new);
+    }
+
+    /// The samples collected for the MPEG-TS rendition since the last call.
+    pub fn take_ts(&mut self) -> Vec<TsSample> {
+        self.ts.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Track timescale ticks to 90 kHz.
+    fn to_clock(&self, ticks: i64) -> i64 {
+        let scaled =
+            (i128::from(ticks) * i128::from(CLOCK_RATE)).div_euclid(i128::from(self.timescale));
+        i64::try_from(scaled).unwrap_or(if scaled < 0 { i64::MIN } else { i64::MAX })
     }
 
     /// Sets the parameter sets for the keyframes appended from now on (`None`: keyframes go in
@@ -126,6 +149,24 @@ impl TrackState {
         let cts = self
             .to_track(frame.pts.saturating_sub(origin))
             .saturating_sub(self.to_track(frame.dts.saturating_sub(origin)));
+        if self.ts.is_some() {
+            // Where fMP4 puts this sample: its part's tfdt plus the durations before it.
+            let base = self.base.unwrap_or(frame.dts);
+            let decode = i64::try_from(self.base_decode_time(base, origin))
+                .unwrap_or(i64::MAX)
+                .saturating_add(i64::try_from(self.duration_sum).unwrap_or(i64::MAX));
+            let dts = self.to_clock(decode);
+            let pts = self.to_clock(decode.saturating_add(cts));
+            let sample = TsSample {
+                pts,
+                dts,
+                keyframe: frame.keyframe,
+                data: frame.data.clone(),
+            };
+            if let Some(ts) = self.ts.as_mut() {
+                ts.push(sample);
+            }
+        }
         let (prefix, data) = match &self.in_band {
             Some(in_band) if frame.keyframe => in_band.keyframe_sample(&frame.data),
             _ => (Bytes::new(), frame.data),

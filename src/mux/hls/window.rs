@@ -108,6 +108,11 @@ impl SegmentWindow {
         }
     }
 
+    /// EXT-X-VERSION, for playlists that need less than fMP4's 7.
+    pub fn set_version(&mut self, version: u8) {
+        self.playlist.version = version;
+    }
+
     fn map_uri(&self, init_seq: u32) -> Option<String> {
         self.inits
             .iter()

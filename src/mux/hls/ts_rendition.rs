@@ -1,0 +1,96 @@
+//! The MPEG-TS rendition of an HLS stream (`ts.m3u8`), for players that know neither fMP4 nor
+//! LL-HLS (set-top boxes, old smart TVs, some ffplay builds). It takes the fMP4 rendition's
+//! cuts: the same frames, segment for segment, under the same sequence numbers, durations,
+//! wall-clock times and discontinuities, so a viewer can switch between the two.
+//!
+//! Timestamps are the fMP4 timeline's (90 kHz from the stream's origin) plus [`TS_OFFSET`], so
+//! PTS and PCR start a second in rather than wrapping below zero.
+
+use bytes::Bytes;
+
+use super::window::{NewSegment, SegmentWindow};
+use crate::media::h264::ParameterSets;
+use crate::mux::fmp4::TrackCodec;
+use crate::mux::ts::{TsAudio, TsMuxer, TsSample, TsTracks};
+
+/// Added to every timestamp: one second, more than the PCR's lead on the DTS.
+pub(super) const TS_OFFSET: i64 = 90_000;
+
+/// Version 3: decimal EXTINF and nothing newer, for the oldest players.
+const TS_PLAYLIST_VERSION: u8 = 3;
+
+pub(super) struct TsRendition {
+    muxer: TsMuxer,
+    files: SegmentWindow,
+    video: Vec<TsSample>,
+    audio: Vec<TsSample>,
+}
+
+impl TsRendition {
+    pub fn new(window: usize, target_duration: u32) -> Self {
+        let mut files = SegmentWindow::new(window, target_duration, None);
+        files.set_version(TS_PLAYLIST_VERSION);
+        Self {
+            muxer: TsMuxer::new(TsTracks::default()),
+            files,
+            video: Vec::new(),
+            audio: Vec::new(),
+        }
+    }
+
+    /// The tracks of the segments from the next one on. Audio other than AAC (Opus passed
+    /// through) has no place in MPEG-TS for HLS: the rendition is then video only.
+    pub fn set_tracks(&mut self, video: Option<&ParameterSets>, audio: Option<&TrackCodec>) {
+        let tracks = TsTracks {
+            video: video.cloned(),
+            audio: audio.and_then(|a| TsAudio::try_from(a).ok()),
+        };
+        if *self.muxer.tracks() != tracks {
+            self.muxer.set_tracks(tracks);
+        }
+    }
+
+    /// A sample of the open segment, timed on the fMP4 timeline (90 kHz from the origin).
+    pub fn add(&mut self, is_video: bool, pts: i64, dts: i64, keyframe: bool, data: Bytes) {
+        let sample = TsSample {
+            pts: pts.saturating_add(TS_OFFSET),
+            dts: dts.saturating_add(TS_OFFSET),
+            keyframe,
+            data,
+        };
+        if is_video {
+            self.video.push(sample);
+        } else {
+            self.audio.push(sample);
+        }
+    }
+
+    /// Writes the open segment's samples as segment `like.msn` and lists it as the fMP4
+    /// segment `like` is listed (its name with `.ts`).
+    pub fn publish(&mut self, like: &NewSegment, prefix: &str) {
+        let data = self.muxer.segment(&self.video, &self.audio);
+        self.video.clear();
+        self.audio.clear();
+        self.files.publish(NewSegment {
+            msn: like.msn,
+            name: format!("{prefix}-{}.ts", like.msn),
+            data,
+            duration: like.duration,
+            wallclock_ms: like.wallclock_ms,
+            discontinuity: like.discontinuity,
+            init_seq: u32::MAX,
+        });
+    }
+
+    pub fn end(&mut self) {
+        self.files.end();
+    }
+
+    pub fn playlist(&self) -> Option<Bytes> {
+        self.files.playlist(false)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Bytes> {
+        self.files.get(name)
+    }
+}
