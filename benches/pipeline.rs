@@ -163,27 +163,37 @@ fn bench(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
-    group.bench_function("fmp4_hls", |b| {
-        b.iter(|| {
-            let mut hls = HlsStream::new(HlsConfig {
-                segment_target: Duration::from_secs(2),
-                window: 6,
-                name_prefix: "bench".into(),
-                ..HlsConfig::default()
-            });
-            hls.set_video(ps.clone());
-            let b0 = frames[0].dts;
-            for f in &frames {
-                let frame = Frame {
-                    pts: f.pts - b0,
-                    dts: f.dts - b0,
-                    ..f.clone()
-                };
-                hls.push(frame, 1_700_000_000_000);
-            }
-            hls
-        })
-    });
+    // Plain HLS, then with 200 ms LL-HLS parts (a chunk, a playlist render per part, the
+    // segment joined from its parts), then with the MPEG-TS rendition as well.
+    for (name, part_target, mpegts) in [
+        ("fmp4_hls", None, false),
+        ("fmp4_ll_hls", Some(Duration::from_millis(200)), false),
+        ("fmp4_ll_hls_and_ts", Some(Duration::from_millis(200)), true),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut hls = HlsStream::new(HlsConfig {
+                    segment_target: Duration::from_secs(2),
+                    window: 6,
+                    name_prefix: "bench".into(),
+                    part_target,
+                    mpegts,
+                    ..HlsConfig::default()
+                });
+                hls.set_video(ps.clone());
+                let b0 = frames[0].dts;
+                for f in &frames {
+                    let frame = Frame {
+                        pts: f.pts - b0,
+                        dts: f.dts - b0,
+                        ..f.clone()
+                    };
+                    hls.push(frame, 1_700_000_000_000);
+                }
+                hls
+            })
+        });
+    }
     group.finish();
 }
 
