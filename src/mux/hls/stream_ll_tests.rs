@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::stream_tests::{feed, params, FRAME, SYNC, T0_MS};
+use super::stream_tests::{feed, params, push_av_clip, SYNC, T0_MS};
 use super::strict::{parse_strict, StrictPlaylist};
 use super::{HlsConfig, HlsStream};
 use crate::media::{Codec, Frame};
@@ -287,41 +287,7 @@ fn ffprobe_decodes_parts_one_by_one_and_as_segments_with_aac() {
     let clip = access_units(&generate_h264_clip(&dir, 3, 25));
     let (asc, aac) = adts_frames(&generate_aac_clip(&dir, 3));
     let mut s = HlsStream::new(ll_config(1000, 6, 200));
-    s.set_audio(TrackCodec::Aac {
-        audio_specific_config: asc,
-        sample_rate: 48_000,
-        channels: 1,
-    })
-    .unwrap();
-    // Audio interleaved with video by time, as the hub delivers it.
-    let mut a = 0usize;
-    for (i, (data, key)) in clip.frames.iter().enumerate() {
-        let t = i as i64 * FRAME;
-        while a < aac.len() && (a as i64) * 1920 <= t {
-            let f = Frame {
-                codec: Codec::Aac,
-                pts: a as i64 * 1920,
-                dts: a as i64 * 1920,
-                keyframe: true,
-                data: aac[a].clone(),
-            };
-            s.push(f, T0_MS);
-            a += 1;
-        }
-        if *key {
-            s.set_video(
-                crate::media::h264::ParameterSets::new(clip.sps.clone(), clip.pps.clone()).unwrap(),
-            );
-        }
-        let frame = Frame {
-            codec: Codec::H264,
-            pts: t,
-            dts: t,
-            keyframe: *key,
-            data: data.clone(),
-        };
-        s.push(frame, T0_MS);
-    }
+    let a = push_av_clip(&mut s, &clip, asc, &aac);
     s.end(T0_MS);
     let p = strict(&s, false);
     let init = s.get("ab12-init-0.mp4").unwrap();

@@ -78,6 +78,45 @@ pub(super) fn push_clip(s: &mut HlsStream, clip: &Clip, first: i64) {
     }
 }
 
+/// Feeds `clip` (25 fps) with the mono 48 kHz AAC frames `aac` (AudioSpecificConfig `asc`)
+/// interleaved by time, as the hub delivers them; every frame arrives 40 ms after the last.
+/// Returns how many audio frames went in (those up to the last video frame's time).
+pub(super) fn push_av_clip(s: &mut HlsStream, clip: &Clip, asc: Bytes, aac: &[Bytes]) -> usize {
+    s.set_audio(TrackCodec::Aac {
+        audio_specific_config: asc,
+        sample_rate: 48_000,
+        channels: 1,
+    })
+    .unwrap();
+    let mut a = 0usize;
+    for (i, (data, key)) in clip.frames.iter().enumerate() {
+        let t = i as i64 * FRAME;
+        while a < aac.len() && (a as i64) * 1920 <= t {
+            let f = Frame {
+                codec: Codec::Aac,
+                pts: a as i64 * 1920,
+                dts: a as i64 * 1920,
+                keyframe: true,
+                data: aac[a].clone(),
+            };
+            s.push(f, T0_MS + i as i64 * 40);
+            a += 1;
+        }
+        if *key {
+            s.set_video(ParameterSets::new(clip.sps.clone(), clip.pps.clone()).unwrap());
+        }
+        let frame = Frame {
+            codec: Codec::H264,
+            pts: t,
+            dts: t,
+            keyframe: *key,
+            data: data.clone(),
+        };
+        s.push(frame, T0_MS + i as i64 * 40);
+    }
+    a
+}
+
 pub(super) fn parse(s: &HlsStream) -> m3u8_rs::MediaPlaylist {
     let text = s.playlist(false).expect("playlist");
     match m3u8_rs::parse_media_playlist(&text) {

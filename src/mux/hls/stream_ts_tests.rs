@@ -10,15 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::stream_audio_tests::{opus, opus_frame};
-use super::stream_tests::{feed, params, push_clip, FRAME, T0_MS};
+use super::stream_tests::{feed, params, push_av_clip, push_clip, T0_MS};
 use super::{HlsConfig, HlsStream};
-use crate::media::h264::ParameterSets;
-use crate::media::{Codec, Frame};
 use crate::mux::fmp4::test_support::{
     access_units, adts_frames, clips_of_two_sizes, ffmpeg_available, ffprobe_frame_sizes,
     ffprobe_streams, generate_aac_clip, generate_h264_clip, scratch_dir, SPS_320X240,
 };
-use crate::mux::fmp4::TrackCodec;
 
 fn ts_config(window: usize) -> HlsConfig {
     HlsConfig {
@@ -97,38 +94,7 @@ fn the_ts_rendition_has_the_fmp4_cuts_and_decodes_frame_exact_with_aac() {
     let clip = access_units(&generate_h264_clip(&dir, 4, 25));
     let (asc, aac) = adts_frames(&generate_aac_clip(&dir, 4));
     let mut s = HlsStream::new(ts_config(10));
-    s.set_audio(TrackCodec::Aac {
-        audio_specific_config: asc,
-        sample_rate: 48_000,
-        channels: 1,
-    })
-    .unwrap();
-    let mut a = 0usize;
-    for (i, (data, key)) in clip.frames.iter().enumerate() {
-        let t = i as i64 * FRAME;
-        while a < aac.len() && (a as i64) * 1920 <= t {
-            let f = Frame {
-                codec: Codec::Aac,
-                pts: a as i64 * 1920,
-                dts: a as i64 * 1920,
-                keyframe: true,
-                data: aac[a].clone(),
-            };
-            s.push(f, T0_MS);
-            a += 1;
-        }
-        if *key {
-            s.set_video(ParameterSets::new(clip.sps.clone(), clip.pps.clone()).unwrap());
-        }
-        let frame = Frame {
-            codec: Codec::H264,
-            pts: t,
-            dts: t,
-            keyframe: *key,
-            data: data.clone(),
-        };
-        s.push(frame, T0_MS + i as i64 * 40);
-    }
+    let _ = push_av_clip(&mut s, &clip, asc, &aac);
     s.end(T0_MS);
 
     let fmp4 = playlist(s.playlist(false));
