@@ -11,6 +11,8 @@
 mod camera;
 #[path = "browser/cdp.rs"]
 mod cdp;
+#[path = "browser/glass.rs"]
+mod glass;
 #[path = "browser/pages_e2e.rs"]
 mod pages_e2e;
 #[path = "browser/support.rs"]
@@ -18,6 +20,8 @@ mod support;
 
 #[path = "common/live_read.rs"]
 mod live_read;
+#[path = "common/nginx.rs"]
+mod nginx;
 #[path = "common/shared.rs"]
 mod shared;
 
@@ -92,6 +96,19 @@ async fn chromium_simulcast_publish_plays_as_one_clean_rendition() {
 #[ignore = "needs a network namespace and Chromium: scripts/test.sh runs it inside netns-run"]
 async fn ffmpeg_reads_live_hls_cleanly_across_chromiums_resolution_ramp() {
     run_camera(camera::Publish::Ramp, "ramp-run").await;
+}
+
+/// Glass-to-glass latency read from the picture (tests/browser/glass.rs): a canvas showing the
+/// wall clock as a barcode, published over WHIP, played by castgate's watch page with hls.js
+/// (LL-HLS; direct, and through nginx with config/nginx-castgate.conf) and with mpegts.js; the
+/// latencies go to the log as `glass-to-glass:` lines.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a network namespace and Chromium: scripts/test.sh runs it inside netns-run"]
+async fn glass_to_glass_latency_of_hls_js_direct_and_through_nginx_and_of_mpegts_js() {
+    in_browser_dir("glass-run", "glass-to-glass test", |ns, out| async move {
+        glass::run(ns, &out).await
+    })
+    .await;
 }
 
 async fn run_camera(publish: camera::Publish, dir: &str) {

@@ -13,6 +13,9 @@ mod shared;
 #[path = "common/live_read.rs"]
 mod live_read;
 
+#[path = "common/nginx.rs"]
+mod nginx;
+
 #[path = "gateway/e2e.rs"]
 mod e2e;
 

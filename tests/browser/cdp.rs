@@ -1,7 +1,8 @@
 //! A minimal Chrome DevTools Protocol client for the browser tests: just enough WebSocket
 //! (RFC 6455, client side: masked text frames out, unmasked frames in) over a tokio TCP stream
-//! to open tabs, evaluate JavaScript, resize the viewport and take screenshots. No crate beyond
-//! what castgate already uses, so CI needs nothing more than Chromium.
+//! to open tabs (optionally with a script run before the page's own), evaluate JavaScript,
+//! resize the viewport and take screenshots. No crate beyond what castgate already uses, so CI
+//! needs nothing more than Chromium.
 //!
 //! Commands are sequential: each call sends one command and reads messages until its answer,
 //! skipping the events Chromium sends meanwhile.
@@ -132,6 +133,27 @@ impl Cdp {
                 .expect("attachToTarget gives a sessionId")
                 .to_string(),
         }
+    }
+
+    /// Opens `url` in a new tab as [`Cdp::open`] does, with `script` evaluated in the page before
+    /// any of its own scripts (`Page.addScriptToEvaluateOnNewDocument`).
+    pub async fn open_with_script(&mut self, url: &str, script: &str) -> Tab {
+        let tab = self.open("about:blank").await;
+        self.call(Some(&tab), "Page.enable", serde_json::json!({}))
+            .await;
+        self.call(
+            Some(&tab),
+            "Page.addScriptToEvaluateOnNewDocument",
+            serde_json::json!({ "source": script }),
+        )
+        .await;
+        self.call(
+            Some(&tab),
+            "Page.navigate",
+            serde_json::json!({ "url": url }),
+        )
+        .await;
+        tab
     }
 
     /// Evaluates a JavaScript expression in the tab and returns its value (promises awaited).

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cdp::{Cdp, Tab};
+use crate::glass::quantiles;
 use crate::support::{self, Namespace};
 
 const STREAM: &str = "e2e";
@@ -16,7 +17,7 @@ const LIVE_WITHIN: Duration = Duration::from_secs(10);
 const PLAY_WITHIN: Duration = Duration::from_secs(20);
 
 /// What a viewer page says about itself (see `window.castgate` in player/watch.js).
-const WATCH_STATE: &str = "(() => { const v = document.getElementById('video'); \
+pub const WATCH_STATE: &str = "(() => { const v = document.getElementById('video'); \
      if (!v || !window.castgate) return { state: 'loading', frames: 0, errors: [] }; \
      return { frames: v.getVideoPlaybackQuality().totalVideoFrames, time: v.currentTime, \
      state: window.castgate.state, errors: window.castgate.errors, starts: window.castgate.starts, \
@@ -49,21 +50,12 @@ pub async fn run(ns: Namespace, out: &Path, scheme: Scheme) {
 
     let profile = out.join("chromium-profile");
     let log = out.join("chromium-stderr.log");
-    let chromium = support::launch_chromium_with(
+    let chromium = support::launch_chromium_for_devtools(
         &ns.chromium,
         &profile,
         &log,
-        &[
-            "--remote-debugging-port=0",
-            // Every page must keep running as if it were in front.
-            "--disable-background-timer-throttling",
-            "--disable-renderer-backgrounding",
-            "--disable-backgrounding-occluded-windows",
-            "--window-size=1280,800",
-            // The self-signed certificate of the HTTPS run ("the test accepts it").
-            "--ignore-certificate-errors",
-        ],
-        "about:blank",
+        // The self-signed certificate of the HTTPS run ("the test accepts it").
+        &["--ignore-certificate-errors"],
     );
     eprintln!("chromium pid {} (DevTools)", chromium.id());
     let mut cdp = Cdp::connect(&profile, Duration::from_secs(20)).await;
@@ -235,13 +227,10 @@ async fn hls_behind_live(cdp: &mut Cdp, tab: &Tab) {
         "latency shown only {} times: {last}",
         samples.len()
     );
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    let (p50, p95) = (at(0.5), at(0.95));
+    let (p50, p95, max) = quantiles(&mut samples).expect("samples");
     eprintln!(
-        "pages: LL-HLS behind live over {} samples: p50 {p50:.2} s, p95 {p95:.2} s, max {:.2} s ({})",
+        "pages: LL-HLS behind live over {} samples: p50 {p50:.2} s, p95 {p95:.2} s, max {max:.2} s ({})",
         samples.len(),
-        samples[samples.len() - 1],
         last["player"]
     );
     assert!(
@@ -282,7 +271,7 @@ async fn wait_live(cdp: &mut Cdp, publisher: &Tab, limit: Duration) -> serde_jso
 
 /// Waits until the viewer has started a player more than `starts_before` times and decoded
 /// some frames of it.
-async fn wait_playing(
+pub async fn wait_playing(
     cdp: &mut Cdp,
     tab: &Tab,
     name: &str,

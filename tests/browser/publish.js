@@ -15,6 +15,10 @@ const width = Number(params.get('width') || '640');
 const height = Number(params.get('height') || '360');
 const simulcast = params.get('simulcast') === '1';
 const degradation = params.get('degradation') || 'maintain-resolution';
+// `source=clock`: instead of the camera, a 640x360 canvas showing the wall clock as a barcode
+// (clock.js), with the fake microphone; `bitrate` caps the video encoder (bits per second).
+const source = params.get('source') || 'camera';
+const bitrate = Number(params.get('bitrate') || '0');
 
 function report(state, detail) {
   document.title = state;
@@ -109,12 +113,20 @@ async function reportStats(pc) {
   report('stats', parts.join(' | '));
 }
 
-async function publish() {
-  if (!gateway) throw new Error('no ?gateway= in the page URL');
-  const media = await navigator.mediaDevices.getUserMedia({
+async function capture() {
+  if (source === 'clock') {
+    const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+    return new MediaStream([window.castgateClock.start(), ...mic.getAudioTracks()]);
+  }
+  return navigator.mediaDevices.getUserMedia({
     video: { width, height, frameRate: 30 },
     audio: true,
   });
+}
+
+async function publish() {
+  if (!gateway) throw new Error('no ?gateway= in the page URL');
+  const media = await capture();
   const settings = media.getVideoTracks()[0].getSettings();
   report('camera', `${settings.width}x${settings.height}@${settings.frameRate}`);
 
@@ -128,6 +140,8 @@ async function publish() {
         { rid: 'h', scaleResolutionDownBy: 2 },
         { rid: 'f' },
       ];
+    } else if (track.kind === 'video' && bitrate > 0) {
+      init.sendEncodings = [{ maxBitrate: bitrate }];
     }
     const transceiver = pc.addTransceiver(track, init);
     if (track.kind === 'video') videoTransceiver = transceiver;

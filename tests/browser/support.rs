@@ -28,10 +28,9 @@ pub struct Namespace {
 /// candidates, so it is only allowed inside a private namespace made by `netns-run`; anywhere
 /// else it skips with a message, or fails when `CASTGATE_REQUIRE_BROWSER=1` (as in CI).
 pub fn namespace_or_skip() -> Option<Namespace> {
-    let required = std::env::var("CASTGATE_REQUIRE_BROWSER").as_deref() == Ok("1");
     match check_namespace() {
         Ok(ns) => Some(ns),
-        Err(why) if required => {
+        Err(why) if browser_required() => {
             panic!("browser test cannot run (CASTGATE_REQUIRE_BROWSER=1): {why}")
         }
         Err(why) => {
@@ -43,6 +42,12 @@ pub fn namespace_or_skip() -> Option<Namespace> {
             None
         }
     }
+}
+
+/// `CASTGATE_REQUIRE_BROWSER=1` (CI, scripts/test.sh): what a browser test needs and does not
+/// find is a failure, not a skip.
+pub fn browser_required() -> bool {
+    std::env::var("CASTGATE_REQUIRE_BROWSER").as_deref() == Ok("1")
 }
 
 fn check_namespace() -> Result<Namespace, String> {
@@ -177,6 +182,30 @@ pub fn launch_chromium_with(
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()))
 }
 
+/// The test pages' barcode clock (tests/browser/clock.js): served to the publisher page, and
+/// evaluated in viewer pages to read their picture.
+pub const CLOCK_JS: &str = include_str!("clock.js");
+
+/// [`launch_chromium`] on `about:blank` for a test that drives its tabs over the DevTools
+/// protocol (`crate::cdp::Cdp::connect` on the same `profile`): every tab keeps running as if
+/// it were in front, and `extra` switches are added.
+pub fn launch_chromium_for_devtools(
+    chromium: &Path,
+    profile: &Path,
+    log: &Path,
+    extra: &[&str],
+) -> ProcessGroup {
+    let mut switches = vec![
+        "--remote-debugging-port=0",
+        "--disable-background-timer-throttling",
+        "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows",
+        "--window-size=1280,800",
+    ];
+    switches.extend_from_slice(extra);
+    launch_chromium_with(chromium, profile, log, &switches, "about:blank")
+}
+
 /// One progress report POSTed by the publisher page.
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct PageReport {
@@ -199,25 +228,17 @@ impl PageServer {
     pub async fn start() -> PageServer {
         let reports = Arc::new(Mutex::new(Vec::new()));
         let sink = reports.clone();
+        let asset = |content_type: &'static str, body: &'static str| {
+            get(move || async move { ([(header::CONTENT_TYPE, content_type)], body) })
+        };
+        const JS: &str = "text/javascript; charset=utf-8";
         let router = Router::new()
             .route(
                 "/publish.html",
-                get(|| async {
-                    (
-                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                        include_str!("publish.html"),
-                    )
-                }),
+                asset("text/html; charset=utf-8", include_str!("publish.html")),
             )
-            .route(
-                "/publish.js",
-                get(|| async {
-                    (
-                        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                        include_str!("publish.js"),
-                    )
-                }),
-            )
+            .route("/publish.js", asset(JS, include_str!("publish.js")))
+            .route("/clock.js", asset(JS, CLOCK_JS))
             .route(
                 "/report",
                 post(move |body: String| async move {

@@ -5,14 +5,13 @@
 //! about one request per part and per playlist update instead of one per client.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use castgate::client::PublishOptions;
 use castgate::mux::hls::strict::{parse_strict, StrictPlaylist};
 
+use super::nginx::{nginx_binary, start_nginx};
 use super::shared::{eventually, http_get};
 use super::support::{
     finish_publish, fixture, http_client, init_tracing, output_dir, publish_live,
@@ -22,97 +21,6 @@ use super::support::{
 const CLIENTS: usize = 40;
 const FOLLOW_FOR: Duration = Duration::from_secs(4);
 const FIXTURE_SECONDS: u32 = 16;
-
-/// nginx, stopped when dropped.
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // TERM: fast shutdown, the master takes its workers with it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_binary() -> PathBuf {
-    for candidate in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
-        if Path::new(candidate).exists() {
-            return candidate.into();
-        }
-    }
-    panic!("nginx is not installed (scripts/test.sh installs Debian's nginx package)");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// Starts nginx with the repository's edge configuration, proxying to `origin`.
-fn start_nginx(origin: std::net::SocketAddr, dir: &Path) -> Nginx {
-    let template = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/nginx-castgate.conf"),
-    )
-    .expect("config/nginx-castgate.conf");
-    let port = free_port();
-    let cache = dir.join("cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    let replace = |text: String, from: &str, to: &str| {
-        assert!(
-            text.contains(from),
-            "the nginx config no longer has {from:?}"
-        );
-        text.replacen(from, to, 1)
-    };
-    let conf = replace(
-        template,
-        "listen 8081;",
-        &format!("listen 127.0.0.1:{port};"),
-    );
-    let conf = replace(conf, "server 127.0.0.1:8080;", &format!("server {origin};"));
-    let conf = replace(
-        conf,
-        "/var/cache/nginx/castgate",
-        &cache.display().to_string(),
-    );
-    std::fs::write(dir.join("castgate.conf"), conf).unwrap();
-    let d = dir.display();
-    // A minimal main configuration around the snippet, everything under `dir`.
-    let main = format!(
-        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         user root;\nevents {{ worker_connections 4096; }}\n\
-         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n\
-         proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
-         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/castgate.conf;\n}}\n"
-    );
-    let main_path = dir.join("nginx.conf");
-    std::fs::write(&main_path, main).unwrap();
-    let child = Command::new(nginx_binary())
-        .arg("-c")
-        .arg(&main_path)
-        .arg("-p")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start nginx");
-    Nginx { child, port }
-}
 
 /// What all clients saw, shared.
 #[derive(Default)]
@@ -215,7 +123,8 @@ async fn follow(edge: String, seen: Arc<Mutex<Seen>>) {
 async fn nginx_edge_collapses_ll_hls_clients_into_one_request_per_part() {
     init_tracing();
     require_media_tools();
-    let nginx_path = nginx_binary();
+    // Before the fixture is made: fail at once without nginx.
+    nginx_binary();
     let fixture = fixture(FIXTURE_SECONDS).await;
     let srv = TestServer::start().await;
     let session = publish_live(
@@ -228,7 +137,7 @@ async fn nginx_edge_collapses_ll_hls_clients_into_one_request_per_part() {
     let dir = output_dir("nginx_cache");
     let nginx = start_nginx(srv.addr, &dir);
     let edge = format!("http://127.0.0.1:{}", nginx.port);
-    eprintln!("nginx ({}) on {edge}", nginx_path.display());
+    eprintln!("nginx ({}) on {edge}", nginx.binary.display());
     let http = http_client();
     eventually(
         "nginx to proxy the playlist",
