@@ -84,6 +84,28 @@ struct OpenSegment {
     seconds: f64,
 }
 
+/// Video time a chunk end waits at most for the audio to reach it: 200 ms in 90 kHz ticks.
+const MAX_AUDIO_WAIT: i64 = 18_000;
+
+/// What closes when a held chunk end is released.
+#[derive(Clone, Copy)]
+enum CutAction {
+    /// A part ends; the next starts with a keyframe or not.
+    Part { keyframe: bool },
+    /// A segment ends; the next opens at this wall-clock time.
+    Segment { wallclock_ms: i64 },
+}
+
+/// A chunk (part or segment) end decided at video time `at`, waiting for the audio to reach
+/// it so the chunk's audio covers its video: players that buffer both tracks as one (hls.js)
+/// otherwise see every chunk end short by the audio's lag, and refetch or stall. Video frames
+/// that come meanwhile wait here.
+struct HeldCut {
+    at: i64,
+    action: CutAction,
+    video: Vec<(Frame, i64)>,
+}
+
 /// How far the stream has got, for requests that wait for a segment or part (blocking
 /// playlist reload, preload hints).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +160,7 @@ pub struct HlsStream {
     /// mfhd sequence number of the next chunk (starts at 1, only increases).
     next_chunk_seq: u32,
     ts: Option<TsRendition>,
+    held: Option<HeldCut>,
 }
 
 impl HlsStream {
@@ -219,6 +242,7 @@ impl HlsStream {
             next_part: 0,
             next_chunk_seq: 1,
             ts,
+            held: None,
         }
     }
 
@@ -283,6 +307,57 @@ impl HlsStream {
         let is_video = frame.codec.is_video();
         // Every AAC/Opus frame decodes on its own: always a sync sample, whatever the flag.
         frame.keyframe |= !is_video;
+        if let Some(held) = self.held.as_mut() {
+            if is_video {
+                let overdue = frame.dts.saturating_sub(held.at) > MAX_AUDIO_WAIT;
+                held.video.push((frame, wallclock_unix_ms));
+                return overdue && self.release_cut();
+            }
+            let (dts, at) = (frame.dts, held.at);
+            let published = self.push_now(frame, wallclock_unix_ms);
+            return if dts >= at {
+                self.release_cut() | published
+            } else {
+                published
+            };
+        }
+        self.push_now(frame, wallclock_unix_ms)
+    }
+
+    /// True when a chunk ending at video time `at` should wait for the audio: the stream has
+    /// an audio track whose newest frame is still before `at`.
+    fn audio_behind(&self, at: i64) -> bool {
+        self.segmenter.video_led()
+            && self.audio_codec.is_some()
+            && self.audio.pending_dts().is_some_and(|d| d < at)
+    }
+
+    /// Closes the held chunk, then lets the video that waited in.
+    fn release_cut(&mut self) -> bool {
+        let Some(held) = self.held.take() else {
+            return false;
+        };
+        let mut published = match held.action {
+            CutAction::Part { keyframe } => {
+                let published = self.close_part();
+                self.part_independent = keyframe;
+                published
+            }
+            CutAction::Segment { wallclock_ms } => {
+                let published = self.close_segment();
+                self.open_segment(held.at, wallclock_ms);
+                self.start_part(held.at);
+                published
+            }
+        };
+        for (frame, wallclock) in held.video {
+            published |= self.push(frame, wallclock);
+        }
+        published
+    }
+
+    fn push_now(&mut self, frame: Frame, wallclock_unix_ms: i64) -> bool {
+        let is_video = frame.codec.is_video();
         match self.segmenter.decide(is_video, frame.keyframe, frame.dts) {
             Decision::Drop => false,
             Decision::Start => {
@@ -299,11 +374,19 @@ impl HlsStream {
                 let leading = is_video == self.segmenter.video_led();
                 let cut_part =
                     leading && self.parts.as_mut().is_some_and(|p| p.cut_before(frame.dts));
-                let keyframe = frame.keyframe;
+                let (keyframe, dts) = (frame.keyframe, frame.dts);
                 // As for a segment cut: this frame completes the part's last sample and then
                 // waits for its own successor in the next part.
                 self.add_frame(frame, false);
                 if !cut_part {
+                    return false;
+                }
+                if self.audio_behind(dts) {
+                    self.held = Some(HeldCut {
+                        at: dts,
+                        action: CutAction::Part { keyframe },
+                        video: Vec::new(),
+                    });
                     return false;
                 }
                 let published = self.close_part();
@@ -315,6 +398,16 @@ impl HlsStream {
                 // The leading track's last sample gets its duration from this frame and goes
                 // into the segment being closed; this frame opens the next one.
                 self.add_frame(frame, true);
+                if self.audio_behind(start) {
+                    self.held = Some(HeldCut {
+                        at: start,
+                        action: CutAction::Segment {
+                            wallclock_ms: wallclock_unix_ms,
+                        },
+                        video: Vec::new(),
+                    });
+                    return false;
+                }
                 let published = self.close_segment();
                 self.open_segment(start, wallclock_unix_ms);
                 self.start_part(start);
@@ -330,6 +423,7 @@ impl HlsStream {
         if self.ended {
             return;
         }
+        self.release_cut();
         self.ended = true;
         let origin = self.origin.unwrap_or(0);
         self.video.flush_pending(origin);

@@ -165,6 +165,8 @@ fn audio_added_mid_stream_joins_at_the_next_keyframe_with_a_new_init() {
         s.push(opus_frame(i), T0_MS);
     }
     feed(&mut s, 51..76, 25);
+    // The cut at frame 75 (3 s) waits for the audio to reach 3 s.
+    s.push(opus_frame(150), T0_MS);
     let p = parse(&s);
     assert_eq!(p.segments.len(), 3);
     assert!(p.segments[2].discontinuity);

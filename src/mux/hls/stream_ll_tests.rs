@@ -329,3 +329,81 @@ fn ffprobe_decodes_parts_one_by_one_and_as_segments_with_aac() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An LL stream with mono 48 kHz AAC, fed 25 fps video and audio that lags it by `lag` ticks
+/// (an encoder's delay), for `frames` video frames; `audio_until` stops the audio early.
+fn lagging_av(frames: i64, lag: i64, audio_until: i64) -> HlsStream {
+    let mut s = ll_stream(1000, 6, 200);
+    s.set_audio(TrackCodec::Aac {
+        audio_specific_config: Bytes::from_static(&[0x11, 0x88]),
+        sample_rate: 48_000,
+        channels: 1,
+    })
+    .unwrap();
+    let mut a = 0i64;
+    for i in 0..frames {
+        let t = i * 3600;
+        while a * 1920 <= (t - lag).min(audio_until) {
+            let f = Frame {
+                codec: Codec::Aac,
+                pts: a * 1920,
+                dts: a * 1920,
+                keyframe: true,
+                data: Bytes::from_static(&[0x21, 0x10, 0x04]),
+            };
+            s.push(f, T0_MS);
+            a += 1;
+        }
+        s.push(super::stream_tests::video(i, i % 25 == 0), T0_MS + i * 40);
+    }
+    s
+}
+
+/// (video end, audio end) of a chunk, in 90 kHz ticks.
+fn track_ends(chunk: &[u8]) -> (i64, Option<i64>) {
+    let (_, trafs) = parse_media_segment(chunk);
+    let end = |id: u32, scale: i64| {
+        trafs.iter().find(|t| t.track_id == id).map(|t| {
+            let sum: i64 = t.samples.iter().map(|s| i64::from(s.0)).sum();
+            (t.base_media_decode_time as i64 + sum) * 90_000 / scale
+        })
+    };
+    (end(1, 90_000).unwrap(), end(2, 48_000))
+}
+
+#[test]
+fn every_part_and_segment_has_audio_up_to_its_video_end_despite_the_audio_lag() {
+    // Audio 85 ms behind the video, as the Opus -> AAC path delivers it.
+    let s = lagging_av(76, 7650, i64::MAX);
+    let p = strict(&s, false);
+    let mut checked = 0;
+    for seg in p.segments.iter().filter(|x| x.uri.is_some()) {
+        for uri in seg
+            .parts
+            .iter()
+            .map(|x| x.uri.as_str())
+            .chain(seg.uri.as_deref())
+        {
+            let (video_end, audio_end) = track_ends(&s.get(uri).unwrap());
+            let audio_end = audio_end.expect("audio in every chunk");
+            // The audio reaches the video's end, overshooting by less than one AAC frame.
+            assert!(
+                audio_end >= video_end && audio_end < video_end + 1920,
+                "{uri}: video ends {video_end}, audio {audio_end}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked}");
+}
+
+#[test]
+fn a_chunk_waits_for_audio_no_longer_than_200_ms_of_video() {
+    // The audio stops at 1.5 s; parts must keep coming (each released after 200 ms of video).
+    let s = lagging_av(100, 0, 135_000);
+    let p = strict(&s, false);
+    let parts: usize = p.segments.iter().map(|x| x.parts.len()).sum();
+    // 4 s of video: about 20 parts, a few still held or waiting at the end.
+    assert!(parts >= 15, "only {parts} parts published");
+    assert!(p.segments.iter().filter(|x| x.uri.is_some()).count() >= 3);
+}

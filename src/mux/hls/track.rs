@@ -134,6 +134,11 @@ impl TrackState {
         brk
     }
 
+    /// Decode time of the frame held for its successor (the track's newest), if any.
+    pub fn pending_dts(&self) -> Option<i64> {
+        self.pending.as_ref().map(|f| f.dts)
+    }
+
     /// Writes the held frame with the last known duration (end of stream).
     pub fn flush_pending(&mut self, origin: i64) {
         if let Some(prev) = self.pending.take() {
