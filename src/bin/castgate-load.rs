@@ -1,5 +1,5 @@
 //! `castgate-load`: load-tests a running castgate gateway (issue 5). Publishes N looped WHIP
-//! streams, attaches M HTTP-FLV and K HLS viewers, prints a per-second table and a summary,
+//! streams, attaches M HTTP-FLV, K HLS and L Low-Latency HLS viewers, prints a per-second table and a summary,
 //! writes a JSON report, and exits non-zero when stalls or losses exceed the given limits.
 //! The engine is `castgate::load`.
 
@@ -15,7 +15,7 @@ use clap::Parser;
 #[command(
     name = "castgate-load",
     version,
-    about = "Load-test a running castgate: WHIP publishers, HTTP-FLV and HLS viewers"
+    about = "Load-test a running castgate: WHIP publishers, HTTP-FLV, HLS and LL-HLS viewers"
 )]
 struct Cli {
     /// Base URL of the gateway.
@@ -34,6 +34,12 @@ struct Cli {
     /// Number of HLS viewers, spread round-robin over the streams.
     #[arg(short = 'k', long, default_value_t = 1)]
     hls_viewers: usize,
+    /// Number of Low-Latency HLS viewers, spread round-robin over the streams: each follows
+    /// the live edge as hls.js does (blocking playlist reloads for the next part, every new
+    /// part, the preload-hinted part asked for ahead) and the run reports the spread of
+    /// answer times across viewers, blocking-reload durations and glass-to-part latency.
+    #[arg(short = 'l', long, default_value_t = 0)]
+    ll_hls_viewers: usize,
     /// Publishers started per second.
     #[arg(long, default_value_t = 10.0)]
     publisher_ramp: f64,
@@ -49,6 +55,10 @@ struct Cli {
     /// Gateway process id: sample its CPU time and RSS from /proc.
     #[arg(long)]
     pid: Option<u32>,
+    /// Another process to sample over the steady window (CPU, RSS), e.g. each worker of an
+    /// nginx in front of the gateway; may be given several times.
+    #[arg(long)]
+    also_pid: Vec<u32>,
     /// Where to write the JSON report.
     #[arg(long, default_value = "castgate-load.json")]
     json: PathBuf,
@@ -56,7 +66,8 @@ struct Cli {
     #[arg(long, default_value_t = 0)]
     max_stalls: u64,
     /// Fail when more things are lost than this (failed publishers or viewers, HLS segments
-    /// never fetched, FLV jumps over 1 s, viewers that got no media).
+    /// never fetched, FLV jumps over 1 s, viewers that got no media, LL-HLS problems:
+    /// non-200 answers, playlists the strict reader refuses, parts missed).
     #[arg(long, default_value_t = 0)]
     max_lost: u64,
     /// Directory for the ffmpeg-generated fixture (made once, then reused).
@@ -143,6 +154,7 @@ async fn main() -> ExitCode {
     cfg.start_publishers = !cli.external_publishers;
     cfg.flv_viewers = cli.flv_viewers;
     cfg.hls_viewers = cli.hls_viewers;
+    cfg.ll_hls_viewers = cli.ll_hls_viewers;
     cfg.publisher_ramp_per_sec = cli.publisher_ramp;
     cfg.viewer_ramp_per_sec = cli.viewer_ramp;
     cfg.hold = Duration::from_secs_f64(cli.duration.max(1.0));
@@ -150,6 +162,7 @@ async fn main() -> ExitCode {
     cfg.bearer = cli.bearer.clone();
     cfg.udp_addrs = cli.udp_addr.clone();
     cfg.gateway_pid = cli.pid;
+    cfg.other_pids = cli.also_pid.clone();
     cfg.live_output = cli.live;
     cfg.flv_read_limit_bps = (cli.flv_read_kbps > 0).then(|| cli.flv_read_kbps * 1000);
     let report = match run(cfg).await {

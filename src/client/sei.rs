@@ -82,12 +82,8 @@ pub fn scan_latency_stamps(bytes: &[u8]) -> Vec<u64> {
     marker[1] = STAMP_LEN as u8;
     marker[2..].copy_from_slice(&LATENCY_UUID);
     let mut stamps = Vec::new();
-    let mut at = 0usize;
-    while let Some(found) = bytes
-        .get(at..)
-        .and_then(|rest| rest.windows(marker.len()).position(|w| w == marker))
-    {
-        let start = at + found + marker.len();
+    for found in memchr::memmem::find_iter(bytes, &marker) {
+        let start = found + marker.len();
         // The 8 time bytes may carry emulation-prevention bytes: unescape a little more.
         let tail = bytes.get(start..bytes.len().min(start + 16)).unwrap_or(&[]);
         let time = unescape(tail);
@@ -96,7 +92,6 @@ pub fn scan_latency_stamps(bytes: &[u8]) -> Vec<u64> {
             ts.copy_from_slice(t);
             stamps.push(u64::from_be_bytes(ts));
         }
-        at = start;
     }
     stamps
 }

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which kind of HLS file a request was for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +29,9 @@ pub struct HlsRequestCounts {
     inits: AtomicU64,
 }
 
-/// A snapshot of [`HlsRequestCounts`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+/// A snapshot of [`HlsRequestCounts`] (read back by the load tool: missing fields are 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HlsRequestInfo {
     pub playlists: u64,
     pub blocking_playlists: u64,

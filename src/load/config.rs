@@ -17,9 +17,12 @@ pub struct LoadConfig {
     pub start_publishers: bool,
     pub flv_viewers: usize,
     pub hls_viewers: usize,
+    /// Low-Latency HLS viewers: blocking playlist reloads and parts, as hls.js
+    /// (`ll_viewer`).
+    pub ll_hls_viewers: usize,
     /// Publishers started per second.
     pub publisher_ramp_per_sec: f64,
-    /// Viewers started per second (FLV and HLS together, interleaved).
+    /// Viewers started per second (all kinds together, interleaved).
     pub viewer_ramp_per_sec: f64,
     /// How long to hold once everyone has started.
     pub hold: Duration,
@@ -31,6 +34,9 @@ pub struct LoadConfig {
     pub udp_addrs: Vec<String>,
     /// The gateway's process id, to sample its CPU and RSS.
     pub gateway_pid: Option<u32>,
+    /// Other processes whose CPU and RSS to report over the steady window (e.g. the workers
+    /// of a cache in front of the gateway).
+    pub other_pids: Vec<u32>,
     /// Print each second's sample to stderr as it is taken.
     pub live_output: bool,
     /// Make FLV viewers read no faster than this many bits per second (slow clients, to see
@@ -47,6 +53,7 @@ impl LoadConfig {
             start_publishers: true,
             flv_viewers: 1,
             hls_viewers: 1,
+            ll_hls_viewers: 0,
             publisher_ramp_per_sec: 10.0,
             viewer_ramp_per_sec: 100.0,
             hold: Duration::from_secs(10),
@@ -55,6 +62,7 @@ impl LoadConfig {
             bearer: None,
             udp_addrs: vec!["127.0.0.1:0".into()],
             gateway_pid: None,
+            other_pids: Vec::new(),
             live_output: false,
             flv_read_limit_bps: None,
         }

@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+use super::ll_report::LlHlsReport;
+use super::serving_report::{HlsRequests, ProcessCost};
+
 /// One second of the run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Sample {
@@ -12,6 +15,7 @@ pub struct Sample {
     pub publishers_connected: usize,
     pub flv_viewers_connected: usize,
     pub hls_viewers_connected: usize,
+    pub ll_hls_viewers_connected: usize,
     /// Bytes all viewers received during this second.
     pub bytes: u64,
     /// Viewers without media for over 1 s at the sampling instant.
@@ -141,6 +145,7 @@ pub struct LoadReport {
     pub publishers: usize,
     pub flv_viewers: usize,
     pub hls_viewers: usize,
+    pub ll_hls_viewers: usize,
     pub publishers_connected: usize,
     pub flv_viewers_playing: usize,
     pub hls_viewers_playing: usize,
@@ -155,6 +160,8 @@ pub struct LoadReport {
     /// Viewers that ended the run with no byte of media.
     pub viewers_without_media: usize,
     pub bytes_total: u64,
+    /// Length of the steady window (everyone on), seconds.
+    pub steady_secs: f64,
     /// Delivery rate to all viewers over the steady part, Mb/s.
     pub steady_mbps: f64,
     pub flv_first_keyframe: Spread,
@@ -171,6 +178,14 @@ pub struct LoadReport {
     /// Per-viewer byte counts, lowest first (to show that every viewer got data).
     pub min_viewer_bytes: u64,
     pub gateway: Option<GatewayCost>,
+    /// What the LL-HLS viewers measured; `None` without any.
+    pub ll_hls: Option<LlHlsReport>,
+    /// HLS requests the gateway answered in the steady window (`/api/streams`).
+    pub gateway_hls_requests: Option<HlsRequests>,
+    /// Other processes sampled over the steady window (`--also-pid`).
+    pub other_processes: Vec<ProcessCost>,
+    /// The load tool itself over the steady window (it shares the machine with the gateway).
+    pub load_tool: Option<ProcessCost>,
     pub samples: Vec<Sample>,
 }
 
@@ -183,9 +198,16 @@ pub struct Limits {
 }
 
 impl LoadReport {
-    /// Everything lost: failures, missing media, viewers that never played.
+    /// Everything lost: failures, missing media, viewers that never played, LL-HLS problems.
     pub fn lost_total(&self) -> u64 {
-        self.failures as u64 + self.lost_media + self.viewers_without_media as u64
+        self.failures as u64
+            + self.lost_media
+            + self.viewers_without_media as u64
+            + self.ll_hls_problems()
+    }
+
+    fn ll_hls_problems(&self) -> u64 {
+        self.ll_hls.as_ref().map_or(0, LlHlsReport::problems)
     }
 
     /// Why the run breaks `limits` (empty when it does not).
@@ -199,11 +221,12 @@ impl LoadReport {
         }
         if self.lost_total() > limits.max_lost {
             out.push(format!(
-                "{} lost: {} failures, {} media gaps, {} viewers without media (limit {})",
+                "{} lost: {} failures, {} media gaps, {} viewers without media, {} LL-HLS problems (limit {})",
                 self.lost_total(),
                 self.failures,
                 self.lost_media,
                 self.viewers_without_media,
+                self.ll_hls_problems(),
                 limits.max_lost
             ));
         }
@@ -213,15 +236,18 @@ impl LoadReport {
     /// The per-second table and the summary, for a terminal.
     pub fn table(&self) -> String {
         let mut s = String::new();
-        s.push_str("   t phase     pubs   flv   hls    Mb/s stalled  new  cpu ms   RSS MiB\n");
+        s.push_str(
+            "   t phase     pubs   flv   hls    ll    Mb/s stalled  new  cpu ms   RSS MiB\n",
+        );
         for x in &self.samples {
             s.push_str(&format!(
-                "{:>4} {:<8} {:>5} {:>5} {:>5} {:>7.1} {:>7} {:>4} {:>7} {:>9}\n",
+                "{:>4} {:<8} {:>5} {:>5} {:>5} {:>5} {:>7.1} {:>7} {:>4} {:>7} {:>9}\n",
                 x.t_s,
                 x.phase,
                 x.publishers_connected,
                 x.flv_viewers_connected,
                 x.hls_viewers_connected,
+                x.ll_hls_viewers_connected,
                 x.bytes as f64 * 8.0 / 1e6,
                 x.viewers_stalled,
                 x.new_viewers_playing,
@@ -239,6 +265,9 @@ impl LoadReport {
             self.hls_viewers_playing,
             self.hls_viewers
         ));
+        if let Some(ll) = &self.ll_hls {
+            s.push_str(&ll.table_lines());
+        }
         s.push_str(&format!(
             "delivered {:.1} MB, {:.1} Mb/s steady; least-fed viewer {} B\n",
             self.bytes_total as f64 / 1e6,
@@ -319,6 +348,15 @@ impl LoadReport {
                 s.push_str(&format!("; {v:.1} KiB per viewer"));
             }
             s.push('\n');
+        }
+        if let Some(r) = &self.gateway_hls_requests {
+            s.push_str(&r.line(self.steady_secs));
+        }
+        if let Some(p) = &self.load_tool {
+            s.push_str(&p.line("load tool"));
+        }
+        for p in &self.other_processes {
+            s.push_str(&p.line("process"));
         }
         for r in &self.failure_reasons {
             s.push_str(&format!("failure: {r}\n"));
@@ -448,6 +486,7 @@ mod tests {
                 publishers_connected: 2,
                 flv_viewers_connected: 4,
                 hls_viewers_connected: 1,
+                ll_hls_viewers_connected: 6,
                 bytes: 1_000_000,
                 viewers_stalled: 0,
                 new_viewers_playing: 0,
@@ -465,8 +504,9 @@ mod tests {
         };
         let table = report.table();
         assert!(
-            table
-                .contains("   3 steady       2     4     1     8.0       0    0      37      20.0"),
+            table.contains(
+                "   3 steady       2     4     1     6     8.0       0    0      37      20.0"
+            ),
             "{table}"
         );
         assert!(table.contains("20.00 CPU-ms per stream-second"), "{table}");

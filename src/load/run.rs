@@ -7,11 +7,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::config::{LoadConfig, LoadError};
-use super::proc_stat::sample as sample_process;
+use super::ll_stats::LlHlsStats;
+use super::ll_viewer::run_ll_hls;
+use super::proc_stat::{sample as sample_process, ProcSample};
 use super::publisher::{run_publisher, PublisherSetup, PublisherStats};
 use super::report::LoadReport;
+use super::report::Spread;
 use super::sampler::{sample_every_second, Crowd};
-use super::streams_api::{gateway_latency, wait_live};
+use super::serving_report::ProcessCost;
+use super::streams_api::{gateway_latency, hls_requests, wait_live};
 use super::summary::{gateway_cost, summarize};
 use super::viewer::{self, ViewerKind, ViewerStats};
 use super::RunClock;
@@ -32,6 +36,13 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadReport, LoadError> {
         .pool_max_idle_per_host(64)
         .build()
         .map_err(|e| LoadError::Http(e.to_string()))?;
+    // LL-HLS viewers keep a connection or two each, as a player does: a pool that closed
+    // idle connections beyond a few dozen would reconnect hundreds at every part.
+    let ll_http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| LoadError::Http(e.to_string()))?;
+    let ll_stats = Arc::new(LlHlsStats::default());
     let clock = RunClock::start();
     // Viewers stop first, so that no viewer sees its stream end because a publisher left.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -42,7 +53,11 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadReport, LoadError> {
     let publishers: Vec<_> = (0..cfg.publishers)
         .map(|i| Arc::new(PublisherStats::new(cfg.stream_name(i))))
         .collect();
-    let viewer_kinds = interleave(cfg.flv_viewers, cfg.hls_viewers);
+    let viewer_kinds = interleave(&[
+        (ViewerKind::Flv, cfg.flv_viewers),
+        (ViewerKind::Hls, cfg.hls_viewers),
+        (ViewerKind::LlHls, cfg.ll_hls_viewers),
+    ]);
     let viewers: Vec<_> = viewer_kinds
         .iter()
         .enumerate()
@@ -118,6 +133,14 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadReport, LoadError> {
                     viewer::run_hls(http, url, stats, clock, stop).await
                 })
             }
+            ViewerKind::LlHls => {
+                let url = cfg.url(&format!("/hls/{}/index.m3u8", stats.stream));
+                let (http, ll) = (ll_http.clone(), ll_stats.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    run_ll_hls(http, url, stats, ll, clock, stop).await
+                })
+            }
         };
         viewer_tasks.push(task);
     }
@@ -127,18 +150,27 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadReport, LoadError> {
 
     // Phase 3: hold, with everything on.
     let _ = phase_tx.send("steady");
+    let stream_names: Vec<String> = publishers.iter().map(|p| p.stream.clone()).collect();
+    let requests_start = hls_requests(&http, &cfg, &stream_names).await;
     let steady_start_ms = clock.ms();
+    ll_stats.set_measuring(true);
     let bytes_at_start: u64 = viewers.iter().map(|v| v.bytes()).sum();
     let proc_steady = cfg.gateway_pid.map(sample_process).transpose()?;
+    let others_start = sample_others(&cfg.other_pids);
+    let own_start = sample_process(std::process::id()).ok();
     tokio::time::sleep(cfg.hold).await;
     let steady_ms = clock.ms().saturating_sub(steady_start_ms).max(1);
+    ll_stats.set_measuring(false);
     let bytes_steady = viewers.iter().map(|v| v.bytes()).sum::<u64>() - bytes_at_start;
     let proc_end = cfg.gateway_pid.map(sample_process).transpose()?;
-    let stream_names: Vec<String> = publishers.iter().map(|p| p.stream.clone()).collect();
+    let others_end = sample_others(&cfg.other_pids);
+    let own_end = sample_process(std::process::id()).ok();
+    let requests_end = hls_requests(&http, &cfg, &stream_names).await;
     let added_latency = gateway_latency(&http, &cfg, &stream_names).await;
     let publishers_live = publishers.iter().filter(|p| p.connected()).count();
     let flv_playing = playing(&viewers, ViewerKind::Flv);
     let hls_playing = playing(&viewers, ViewerKind::Hls);
+    let ll_playing = playing(&viewers, ViewerKind::LlHls);
 
     // Stop: viewers' stalls are closed at this instant, then everyone is told to stop.
     let _ = phase_tx.send("stop");
@@ -161,6 +193,36 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadReport, LoadError> {
     report.flv_viewers_playing = flv_playing;
     report.hls_viewers_playing = hls_playing;
     report.gateway_latency = added_latency;
+    if cfg.ll_hls_viewers > 0 {
+        let first_part = Spread::of(
+            &viewers
+                .iter()
+                .filter(|v| v.kind == ViewerKind::LlHls)
+                .filter_map(|v| v.first_keyframe_ms())
+                .collect::<Vec<_>>(),
+        );
+        report.ll_hls = Some(ll_stats.report(cfg.ll_hls_viewers, ll_playing, first_part));
+    }
+    report.gateway_hls_requests = requests_start
+        .zip(requests_end)
+        .map(|(start, end)| end.minus(&start));
+    let cost = |pid: u32, a: &ProcSample, b: &ProcSample| ProcessCost {
+        pid,
+        cpu_ms_per_s: b.cpu_ms.saturating_sub(a.cpu_ms) as f64 * 1000.0 / steady_ms as f64,
+        rss_end_kib: b.rss_kib,
+    };
+    report.other_processes = others_start
+        .iter()
+        .zip(&others_end)
+        .filter_map(|(a, b)| {
+            let ((pid, a), b) = (a.as_ref()?, &b.as_ref()?.1);
+            Some(cost(*pid, a, b))
+        })
+        .collect();
+    report.load_tool = own_start
+        .zip(own_end)
+        .map(|(a, b)| cost(std::process::id(), &a, &b));
+    report.steady_secs = steady_ms as f64 / 1000.0;
     report.steady_mbps = bytes_steady as f64 * 8.0 / 1e6 / (steady_ms as f64 / 1000.0);
     if let (Some(pid), Some(s0), Some(p1), Some(s1), Some(s2)) = (
         cfg.gateway_pid,
@@ -181,22 +243,33 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadReport, LoadError> {
     Ok(report)
 }
 
-/// FLV and HLS viewers interleaved in proportion, so both kinds ramp together.
-fn interleave(flv: usize, hls: usize) -> Vec<ViewerKind> {
-    let total = flv + hls;
+/// The viewer kinds interleaved in proportion to their counts, so all kinds ramp together:
+/// each step takes the kind furthest behind its share (the first listed on a tie).
+fn interleave(counts: &[(ViewerKind, usize)]) -> Vec<ViewerKind> {
+    let total: usize = counts.iter().map(|(_, n)| n).sum();
+    let mut taken = vec![0usize; counts.len()];
     let mut out = Vec::with_capacity(total);
-    let (mut f, mut h) = (0usize, 0usize);
-    while f + h < total {
-        // Take FLV while it is behind its share.
-        if h >= hls || (f < flv && f * total <= (f + h) * flv) {
-            out.push(ViewerKind::Flv);
-            f += 1;
-        } else {
-            out.push(ViewerKind::Hls);
-            h += 1;
-        }
+    for step in 1..=total {
+        let behind = |i: usize| (step * counts[i].1) as i128 - (taken[i] * total) as i128;
+        let pick = (0..counts.len()).filter(|&i| taken[i] < counts[i].1).fold(
+            None,
+            |best: Option<usize>, i| match best {
+                Some(b) if behind(b) >= behind(i) => Some(b),
+                _ => Some(i),
+            },
+        );
+        let Some(i) = pick else { break };
+        taken[i] += 1;
+        out.push(counts[i].0);
     }
     out
+}
+
+/// CPU and RSS of each of `pids` now (`None` for one that cannot be read).
+fn sample_others(pids: &[u32]) -> Vec<Option<(u32, ProcSample)>> {
+    pids.iter()
+        .map(|&pid| sample_process(pid).ok().map(|s| (pid, s)))
+        .collect()
 }
 
 fn playing(viewers: &[Arc<ViewerStats>], kind: ViewerKind) -> usize {
@@ -211,10 +284,16 @@ mod tests {
 
     #[test]
     fn viewers_of_both_kinds_are_interleaved_in_proportion() {
-        use ViewerKind::{Flv as F, Hls as H};
-        assert_eq!(interleave(4, 2), vec![F, H, F, F, H, F]);
-        assert_eq!(interleave(0, 2), vec![H, H]);
-        assert_eq!(interleave(3, 0), vec![F, F, F]);
-        assert_eq!(interleave(1, 1), vec![F, H]);
+        use ViewerKind::{Flv as F, Hls as H, LlHls as L};
+        let two = |f, h| interleave(&[(F, f), (H, h)]);
+        assert_eq!(two(4, 2), vec![F, H, F, F, H, F]);
+        assert_eq!(two(0, 2), vec![H, H]);
+        assert_eq!(two(3, 0), vec![F, F, F]);
+        assert_eq!(two(1, 1), vec![F, H]);
+        assert_eq!(
+            interleave(&[(F, 2), (H, 1), (L, 3)]),
+            vec![L, F, H, L, F, L]
+        );
+        assert_eq!(interleave(&[(F, 0), (H, 0), (L, 2)]), vec![L, L]);
     }
 }

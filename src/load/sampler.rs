@@ -60,6 +60,7 @@ pub(super) async fn sample_every_second(
             publishers_connected: crowd.publishers.iter().filter(|p| p.connected()).count(),
             flv_viewers_connected: count(ViewerKind::Flv),
             hls_viewers_connected: count(ViewerKind::Hls),
+            ll_hls_viewers_connected: count(ViewerKind::LlHls),
             bytes: bytes - last_bytes,
             viewers_stalled: crowd.viewers.iter().filter(|v| v.stalled_at(now)).count(),
             new_viewers_playing: playing_now - playing_before,
@@ -70,12 +71,13 @@ pub(super) async fn sample_every_second(
         };
         if live_output {
             eprintln!(
-                "t={:>3}s {:<7} pubs {:>4} flv {:>5} hls {:>5} {:>8.1} Mb/s stalled {:>4} cpu {:>5} ms rss {:>7} KiB",
+                "t={:>3}s {:<7} pubs {:>4} flv {:>5} hls {:>5} ll {:>5} {:>8.1} Mb/s stalled {:>4} cpu {:>5} ms rss {:>7} KiB",
                 sample.t_s,
                 sample.phase,
                 sample.publishers_connected,
                 sample.flv_viewers_connected,
                 sample.hls_viewers_connected,
+                sample.ll_hls_viewers_connected,
                 sample.bytes as f64 * 8.0 / 1e6,
                 sample.viewers_stalled,
                 sample.gateway_cpu_ms.map_or("-".into(), |v| v.to_string()),

@@ -1,5 +1,5 @@
 //! The gateway's `GET /api/streams`, as the load tool uses it: to wait until streams are live,
-//! and to read the latency the gateway says it added.
+//! to read the latency the gateway says it added, and to count the HLS requests it answered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::config::LoadConfig;
 use super::publisher::PublisherStats;
 use super::report::{AddedLatency, GatewayLatency};
+use super::serving_report::HlsRequests;
 use super::RunClock;
 
 /// Polls `GET /api/streams` until every connected publisher's stream is listed as live (every
@@ -76,6 +77,35 @@ pub(super) async fn gateway_latency(
     latency_of(&streams_json(http, cfg).await?, streams)
 }
 
+/// The HLS requests the gateway answered for `streams` (`hls_requests`, summed); `None`
+/// when it does not report them or cannot be asked.
+pub(super) async fn hls_requests(
+    http: &reqwest::Client,
+    cfg: &LoadConfig,
+    streams: &[String],
+) -> Option<HlsRequests> {
+    hls_requests_of(&streams_json(http, cfg).await?, streams)
+}
+
+fn hls_requests_of(json: &serde_json::Value, streams: &[String]) -> Option<HlsRequests> {
+    let mut out = HlsRequests::default();
+    let mut reported = false;
+    for s in json["streams"].as_array()? {
+        let ours = s["name"]
+            .as_str()
+            .is_some_and(|n| streams.iter().any(|m| m == n));
+        let r = &s["hls_requests"];
+        if !ours || !r.is_object() {
+            continue;
+        }
+        if let Ok(counts) = serde_json::from_value::<HlsRequests>(r.clone()) {
+            reported = true;
+            out = out.plus(&counts);
+        }
+    }
+    reported.then_some(out)
+}
+
 fn latency_of(json: &serde_json::Value, streams: &[String]) -> Option<GatewayLatency> {
     let mut out = GatewayLatency::default();
     let mut reported = false;
@@ -136,5 +166,30 @@ mod tests {
         // A gateway without the field says nothing.
         let old = serde_json::json!({"streams": [{"name": "load0", "state": "live"}]});
         assert_eq!(latency_of(&old, &streams), None);
+        assert_eq!(hls_requests_of(&old, &streams), None);
+    }
+
+    #[test]
+    fn hls_requests_are_summed_over_the_runs_streams() {
+        let json = serde_json::json!({"streams": [
+            {"name": "load0", "hls_requests": {"playlists": 1, "blocking_playlists": 500,
+                "multivariant": 0, "parts": 480, "segments": 2, "inits": 10}},
+            {"name": "load1", "hls_requests": {"blocking_playlists": 5, "parts": 4}},
+            {"name": "other", "hls_requests": {"blocking_playlists": 999}}
+        ]});
+        let streams = vec!["load0".to_string(), "load1".to_string()];
+        let got = hls_requests_of(&json, &streams).unwrap();
+        assert_eq!(
+            got,
+            HlsRequests {
+                playlists: 1,
+                blocking_playlists: 505,
+                multivariant: 0,
+                parts: 484,
+                segments: 2,
+                inits: 10
+            }
+        );
+        assert_eq!(got.minus(&got), HlsRequests::default());
     }
 }

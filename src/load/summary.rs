@@ -40,6 +40,7 @@ pub(super) fn summarize(
         publishers: cfg.publishers,
         flv_viewers: cfg.flv_viewers,
         hls_viewers: cfg.hls_viewers,
+        ll_hls_viewers: cfg.ll_hls_viewers,
         failures: reasons.len(),
         failure_reasons: reasons.into_iter().take(10).collect(),
         stalls: viewers.iter().map(|v| v.stalls()).sum(),

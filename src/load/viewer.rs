@@ -33,6 +33,9 @@ pub const MAX_LATENCY_SAMPLES: usize = 18_000;
 pub enum ViewerKind {
     Flv,
     Hls,
+    /// Low-Latency HLS: blocking playlist reloads and parts (`ll_viewer`).
+    #[serde(rename = "ll-hls")]
+    LlHls,
 }
 
 /// Counters of one viewer, shared with the sampler.
@@ -131,11 +134,15 @@ impl ViewerStats {
         self.connected.store(false, Ordering::Relaxed);
     }
 
-    fn add_bytes(&self, n: usize) {
+    pub(super) fn set_connected(&self) {
+        self.connected.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn add_bytes(&self, n: usize) {
         self.bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    fn first_keyframe(&self, since_start_ms: u64) {
+    pub(super) fn first_keyframe(&self, since_start_ms: u64) {
         let _ = self.first_keyframe_ms.compare_exchange(
             NONE,
             since_start_ms,
@@ -144,7 +151,7 @@ impl ViewerStats {
         );
     }
 
-    fn fail(&self, why: String) {
+    pub(super) fn fail(&self, why: String) {
         self.connected.store(false, Ordering::Relaxed);
         if let Ok(mut f) = self.failure.lock() {
             f.get_or_insert(why);
@@ -153,7 +160,7 @@ impl ViewerStats {
 }
 
 /// Sleeps `d` unless `stop` is raised first; returns true if stopped.
-async fn stopped_during(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+pub(super) async fn stopped_during(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     let woke = tokio::select! {
         _ = tokio::time::sleep(d) => false,
         _ = stop.wait_for(|s| *s) => true,

@@ -1,6 +1,6 @@
 //! Smoke run of the load tool (`castgate::load`, the engine of `castgate-load`) against an
-//! in-process gateway on loopback: a few publishers and viewers for a few seconds, and nothing
-//! may be lost or stall. The big runs are in BENCHMARKS.md, not in CI. Also: the latency stamps
+//! in-process gateway on loopback: a few publishers and viewers (FLV, HLS and Low-Latency HLS)
+//! for a few seconds, and nothing may be lost or stall. The big runs are in BENCHMARKS.md, not in CI. Also: the latency stamps
 //! the load tool's publishers put in every access unit reach both outputs and decode cleanly.
 
 use std::time::Duration;
@@ -14,7 +14,7 @@ use crate::support::{
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn load_smoke_two_publishers_four_flv_two_hls_viewers_nothing_lost_or_stalled() {
+async fn load_smoke_two_publishers_four_flv_two_hls_two_ll_hls_viewers_nothing_lost_or_stalled() {
     init_tracing();
     require_media_tools();
     let fixture = fixture(2).await;
@@ -24,6 +24,7 @@ async fn load_smoke_two_publishers_four_flv_two_hls_viewers_nothing_lost_or_stal
     cfg.publishers = 2;
     cfg.flv_viewers = 4;
     cfg.hls_viewers = 2;
+    cfg.ll_hls_viewers = 2;
     cfg.publisher_ramp_per_sec = 20.0;
     cfg.viewer_ramp_per_sec = 20.0;
     cfg.hold = Duration::from_secs(5);
@@ -76,10 +77,36 @@ async fn load_smoke_two_publishers_four_flv_two_hls_viewers_nothing_lost_or_stal
     assert!(added.audio_flv.count > 100, "{table}");
     assert!(added.video_hls.count > 0, "{table}");
 
+    // The LL-HLS viewers followed the live edge part by part (200 ms parts: about five
+    // blocking reloads a second each), through the preload hint, with nothing refused,
+    // unparsable or missed (counted as lost, so the limits above already hold them to 0).
+    let ll = report.ll_hls.as_ref().expect("LL-HLS viewers reported");
+    assert_eq!((ll.viewers, ll.playing), (2, 2), "{table}");
+    assert_eq!(ll.problems(), 0, "{table}");
+    assert_eq!(ll.first_part.count, 2, "{table}");
+    assert!(ll.blocking_requests >= 2 * 5 * 4, "{table}");
+    assert!(ll.parts_fetched >= 2 * 5 * 4, "{table}");
+    assert!(ll.hinted_parts * 2 >= ll.parts_fetched, "{table}");
+    assert!(ll.parts_measured >= 5 * 4, "{table}");
+    assert!(ll.answer_spread.count >= 2 * 5 * 4, "{table}");
+    assert!(ll.part_spread.count > 0, "{table}");
+    // Blocking reloads wait for the next part: about a part long, never the 3 s to a 503.
+    assert!(ll.blocking_duration.count >= 2 * 5 * 4, "{table}");
+    assert!(ll.blocking_duration.p50_ms > 20.0, "{table}");
+    assert!(ll.blocking_duration.max_ms < 3000.0, "{table}");
+    assert!(ll.glass_to_part.count > 0, "{table}");
+    let requests = report.gateway_hls_requests.expect("hls_requests counted");
+    assert!(
+        requests.blocking_playlists >= ll.blocking_duration.count as u64 / 2,
+        "{table}"
+    );
+    assert!(requests.parts > 0, "{table}");
+
     // The JSON report carries the same totals.
     let json = serde_json::to_value(&report).expect("report serializes");
     assert_eq!(json["publishers_connected"], 2);
     assert_eq!(json["stalls"], 0);
+    assert_eq!(json["ll_hls"]["viewers"], 2);
     assert_eq!(
         json["samples"].as_array().map(Vec::len),
         Some(report.samples.len())
