@@ -102,6 +102,9 @@ pub struct VideoPushed {
     pub wants_keyframe: bool,
     /// The frame completed an HLS segment or (low latency) part, now published.
     pub segment_published: bool,
+    /// The frame ended an HLS segment or part that waits for the audio to reach its end; it
+    /// is published with the audio frame that does.
+    pub segment_held: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -167,6 +170,8 @@ struct Inner {
     /// Arrival of the oldest audio the FLV batcher holds (for the audio latency).
     audio_held_since: Option<Instant>,
     hls: HlsStream,
+    /// Arrival of the video frame whose segment or part waits for audio (for its latency).
+    hls_held_arrival: Option<Instant>,
     video_meter: RateMeter,
     hls_clients: ClientTracker,
 }
@@ -204,6 +209,7 @@ impl Stream {
                 flv_batch: FlvBatcher::new(settings.flv_merge_ms),
                 audio_held_since: None,
                 hls,
+                hls_held_arrival: None,
                 video_meter: RateMeter::new(Duration::from_secs(2)),
                 hls_clients: ClientTracker::new(settings.segment_target * 4),
             }),
@@ -374,7 +380,7 @@ impl Stream {
             if !frame.keyframe {
                 return VideoPushed {
                     wants_keyframe: true,
-                    segment_published: false,
+                    ..VideoPushed::default()
                 };
             }
             inner.state = StreamState::Live;
@@ -395,6 +401,7 @@ impl Stream {
 
         let segment_published = self.push_hls(&mut inner, frame);
         VideoPushed {
+            segment_held: inner.hls.holds_cut() && inner.hls_held_arrival.is_none(),
             wants_keyframe: inner.hls.wants_keyframe(),
             segment_published,
         }
@@ -621,6 +628,10 @@ impl Stream {
         let published = inner.hls.push(frame, unix_ms(SystemTime::now()));
         if published {
             self.hls_progress.send_replace(inner.hls.progress());
+            // A segment or part that waited for audio is out: time it from its video frame.
+            if let Some(arrival) = inner.hls_held_arrival.take() {
+                self.latency.video_hls.record(arrival.elapsed());
+            }
         }
         published
     }
@@ -637,6 +648,11 @@ impl Stream {
         self.latency.video_flv.record(elapsed);
         if pushed.segment_published {
             self.latency.video_hls.record(elapsed);
+        } else if pushed.segment_held {
+            let mut inner = self.lock();
+            if inner.hls.holds_cut() {
+                inner.hls_held_arrival.get_or_insert(arrival);
+            }
         }
     }
 

@@ -484,6 +484,11 @@ impl HlsStream {
         }
     }
 
+    /// True while a part or segment end waits for the audio to reach it.
+    pub fn holds_cut(&self) -> bool {
+        self.held.is_some()
+    }
+
     /// The low-latency parameters (None: plain HLS).
     pub fn low_latency(&self) -> Option<LowLatency> {
         self.low_latency
