@@ -68,7 +68,9 @@ function startHls() {
   // Low-Latency HLS: hls.js follows the parts with blocking reloads and the preload hint, and
   // holds back PART-HOLD-BACK (three parts) from the live edge. No liveSync* setting here: any
   // of them overrides the playlist's hold-back in hls.js, low latency included.
-  const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
+  // maxLiveSyncPlaybackRate: play up to 10 % faster when behind the target (after a stall or
+  // a late start) instead of staying behind for good.
+  const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.1, backBufferLength: 30 });
   hls.on(Hls.Events.ERROR, (event, data) => {
     if (data.fatal) playerError(`${data.type} ${data.details}`);
   });
@@ -88,6 +90,21 @@ function startHls() {
     },
     destroy() {
       hls.destroy();
+    },
+    // hls.js raises its target by a second on each stall and then never seeks forward: after an
+    // early stall it can stay seconds behind for good. Far behind its target, with the live
+    // position already buffered, jump there.
+    catchUp() {
+      const live = hls.liveSyncPosition;
+      if (!live || hls.latency === null || hls.latency < hls.targetLatency + 2) return false;
+      const b = video.buffered;
+      for (let i = 0; i < b.length; i++) {
+        if (b.start(i) <= live && live < b.end(i)) {
+          video.currentTime = live;
+          return true;
+        }
+      }
+      return false;
     },
     latency() {
       if (hls.playingDate) {
@@ -223,6 +240,7 @@ function tick() {
     page.latency = null;
     return;
   }
+  if (player.catchUp && player.catchUp()) page.liveJumps = (page.liveJumps || 0) + 1;
   const latency = player.latency();
   page.latency = latency;
   $('latency').textContent = latency === null ? '–' : `${latency.toFixed(1)} s`;
