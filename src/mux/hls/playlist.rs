@@ -131,7 +131,9 @@ impl MediaPlaylist {
         self.render_skipping(self.skippable_segments())
     }
 
-    fn render_skipping(&self, skipped: usize) -> String {
+    /// The playlist with its first `skipped` segments left out behind EXT-X-SKIP (0: the full
+    /// playlist); `skipped` as [`MediaPlaylist::skippable_segments`] counts them.
+    pub(super) fn render_skipping(&self, skipped: usize) -> String {
         let parts: usize = self
             .segments
             .iter()

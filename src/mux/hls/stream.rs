@@ -176,8 +176,7 @@ impl HlsStream {
 
     fn build(config: HlsConfig, video_led: bool) -> Self {
         let target = config.segment_target;
-        let target_ticks = i64::try_from(target.as_micros() * u128::from(CLOCK_RATE) / 1_000_000)
-            .unwrap_or(i64::MAX);
+        let target_ticks = duration_ticks(target);
         // ceil(1.5 × target) whole seconds: keyframes arrive on request (PLI) when a segment is
         // due, so segments land near the target; the margin keeps EXTINF rounded to an integer
         // at or below EXT-X-TARGETDURATION when a keyframe is late. Constant for the stream.
@@ -195,11 +194,9 @@ impl HlsStream {
                 }
             })
             .collect();
-        let parts = config.part_target.map(|p| {
-            let ticks = i64::try_from(p.as_micros() * u128::from(CLOCK_RATE) / 1_000_000)
-                .unwrap_or(i64::MAX);
-            PartCutter::new(ticks)
-        });
+        let parts = config
+            .part_target
+            .map(|p| PartCutter::new(duration_ticks(p)));
         let low_latency = config
             .part_target
             .map(|p| low_latency_info(p, target_duration));
@@ -439,8 +436,8 @@ impl HlsStream {
         }
     }
 
-    /// The media playlist, once a segment (low latency: a part) exists. Rendered only when it
-    /// changes. `delta`: the delta update (`_HLS_skip=YES`) when the playlist has segments to
+    /// The media playlist, once a whole segment exists (low latency too: parts alone would
+    /// look like an empty stream to players that ignore them). Rendered only when it changes. `delta`: the delta update (`_HLS_skip=YES`) when the playlist has segments to
     /// skip, else the full playlist.
     pub fn playlist(&self, delta: bool) -> Option<Bytes> {
         self.files.playlist(delta)
@@ -627,7 +624,6 @@ impl HlsStream {
             chunks: Vec::new(),
             seconds: 0.0,
         });
-        self.parts_in_open = 0;
     }
 
     /// A part starts with the leading frame that opens a segment: a keyframe for video.
@@ -770,13 +766,8 @@ impl HlsStream {
             init_seq: open.head.init_seq,
         };
         if let Some(ts) = self.ts.as_mut() {
-            for s in self.video.take_ts() {
-                ts.add(true, s.pts, s.dts, s.keyframe, s.data);
-            }
-            for s in self.audio.take_ts() {
-                ts.add(false, s.pts, s.dts, s.keyframe, s.data);
-            }
-            ts.publish(&segment, &self.prefix);
+            let (video, audio) = (self.video.take_ts(), self.audio.take_ts());
+            ts.publish(&segment, &self.prefix, video, audio);
         }
         self.files.publish(segment);
         true
@@ -795,6 +786,11 @@ fn low_latency_info(part_target: Duration, target_duration: u32) -> LowLatency {
         hold_back: 3.0 * target,
         can_skip_until: Some(6.0 * target),
     }
+}
+
+/// A duration in 90 kHz ticks (saturating).
+fn duration_ticks(d: Duration) -> i64 {
+    i64::try_from(d.as_micros() * u128::from(CLOCK_RATE) / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Timescale and usual frame duration of an audio track.

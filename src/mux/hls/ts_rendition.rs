@@ -22,8 +22,6 @@ const TS_PLAYLIST_VERSION: u8 = 3;
 pub(super) struct TsRendition {
     muxer: TsMuxer,
     files: SegmentWindow,
-    video: Vec<TsSample>,
-    audio: Vec<TsSample>,
 }
 
 impl TsRendition {
@@ -33,8 +31,6 @@ impl TsRendition {
         Self {
             muxer: TsMuxer::new(TsTracks::default()),
             files,
-            video: Vec::new(),
-            audio: Vec::new(),
         }
     }
 
@@ -50,27 +46,21 @@ impl TsRendition {
         }
     }
 
-    /// A sample of the open segment, timed on the fMP4 timeline (90 kHz from the origin).
-    pub fn add(&mut self, is_video: bool, pts: i64, dts: i64, keyframe: bool, data: Bytes) {
-        let sample = TsSample {
-            pts: pts.saturating_add(TS_OFFSET),
-            dts: dts.saturating_add(TS_OFFSET),
-            keyframe,
-            data,
-        };
-        if is_video {
-            self.video.push(sample);
-        } else {
-            self.audio.push(sample);
+    /// Writes a segment's samples, timed on the fMP4 timeline (90 kHz from the origin), as
+    /// segment `like.msn` and lists it as the fMP4 segment `like` is listed (its name with
+    /// `.ts`).
+    pub fn publish(
+        &mut self,
+        like: &NewSegment,
+        prefix: &str,
+        mut video: Vec<TsSample>,
+        mut audio: Vec<TsSample>,
+    ) {
+        for s in video.iter_mut().chain(audio.iter_mut()) {
+            s.pts = s.pts.saturating_add(TS_OFFSET);
+            s.dts = s.dts.saturating_add(TS_OFFSET);
         }
-    }
-
-    /// Writes the open segment's samples as segment `like.msn` and lists it as the fMP4
-    /// segment `like` is listed (its name with `.ts`).
-    pub fn publish(&mut self, like: &NewSegment, prefix: &str) {
-        let data = self.muxer.segment(&self.video, &self.audio);
-        self.video.clear();
-        self.audio.clear();
+        let data = self.muxer.segment(&video, &audio);
         self.files.publish(NewSegment {
             msn: like.msn,
             name: format!("{prefix}-{}.ts", like.msn),

@@ -41,7 +41,6 @@ struct PartFile {
     msn: u64,
     name: String,
     data: Bytes,
-    duration: f64,
 }
 
 /// A finished partial segment, ready to be listed.
@@ -147,7 +146,6 @@ impl SegmentWindow {
             msn: part.msn,
             name: part.name,
             data: part.data,
-            duration: part.duration,
         });
         self.playlist.preload_hint = Some(part.next_name);
         self.render();
@@ -249,8 +247,8 @@ impl SegmentWindow {
             return;
         }
         self.rendered = Some(Bytes::from(self.playlist.render()));
-        self.rendered_delta = (self.playlist.skippable_segments() > 0)
-            .then(|| Bytes::from(self.playlist.render_delta()));
+        let skip = self.playlist.skippable_segments();
+        self.rendered_delta = (skip > 0).then(|| Bytes::from(self.playlist.render_skipping(skip)));
     }
 
     /// The playlist; `delta`: the delta update when there is one (else the full playlist).
@@ -294,15 +292,6 @@ impl SegmentWindow {
             bits += seg_bits;
             seconds += seg.duration;
             peak = peak.max(seg_bits / seg.duration);
-        }
-        if seconds <= 0.0 {
-            // No segment yet (low latency: the first one's parts are out): its parts tell.
-            for part in self.parts.iter().filter(|p| p.duration > 0.0) {
-                let part_bits = part.data.len() as f64 * 8.0;
-                bits += part_bits;
-                seconds += part.duration;
-                peak = peak.max(part_bits / part.duration);
-            }
         }
         (seconds > 0.0).then(|| Bandwidth {
             peak: peak.ceil() as u64,
