@@ -149,32 +149,16 @@ async fn media_playlist(
 
 /// `master.m3u8`: the renditions of the stream (one today) for players to choose from.
 fn multivariant(stream: &Stream, client: u64) -> Result<Response, ApiError> {
-    // Counted as an HLS viewer like a media playlist fetch; the playlist itself is not needed.
-    let _ = stream.hls_playlist(client, false);
     let variant = stream
-        .hls_variant("index.m3u8")
+        .hls_variant("index.m3u8", client)
         .ok_or_else(|| ApiError::not_found("the first segment is not ready yet"))?;
     stream.count_hls_request(HlsRequest::Multivariant);
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(PLAYLIST_TYPE),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        render_multivariant(&[variant]),
-    )
-        .into_response())
+    Ok(no_cache_playlist(render_multivariant(&[variant])))
 }
 
-/// `ts.m3u8`: the MPEG-TS rendition, plain HLS (no blocking, no parts).
-fn ts_playlist(stream: &Stream, client: u64) -> Result<Response, ApiError> {
-    let body = stream
-        .hls_ts_playlist(client)
-        .ok_or_else(|| ApiError::not_found("no MPEG-TS segment yet (or the rendition is off)"))?;
-    stream.count_hls_request(HlsRequest::Playlist);
-    Ok((
+/// A playlist that changes as the stream goes on: not to be cached.
+fn no_cache_playlist(body: impl IntoResponse) -> Response {
+    (
         [
             (
                 header::CONTENT_TYPE,
@@ -184,7 +168,16 @@ fn ts_playlist(stream: &Stream, client: u64) -> Result<Response, ApiError> {
         ],
         body,
     )
-        .into_response())
+        .into_response()
+}
+
+/// `ts.m3u8`: the MPEG-TS rendition, plain HLS (no blocking, no parts).
+fn ts_playlist(stream: &Stream, client: u64) -> Result<Response, ApiError> {
+    let body = stream
+        .hls_ts_playlist(client)
+        .ok_or_else(|| ApiError::not_found("no MPEG-TS segment yet (or the rendition is off)"))?;
+    stream.count_hls_request(HlsRequest::Playlist);
+    Ok(no_cache_playlist(body))
 }
 
 async fn segment_file(stream: &Arc<Stream>, file: &str) -> Result<Response, ApiError> {

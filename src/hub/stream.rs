@@ -489,9 +489,10 @@ impl Stream {
     }
 
     /// The multivariant playlist's entry for this stream's fMP4 rendition (`uri`), once its
-    /// codecs and bit rate are known.
-    pub fn hls_variant(&self, uri: &str) -> Option<crate::mux::hls::Variant> {
-        let inner = self.lock();
+    /// codecs and bit rate are known. `client` is counted as an HLS viewer.
+    pub fn hls_variant(&self, uri: &str, client: u64) -> Option<crate::mux::hls::Variant> {
+        let mut inner = self.lock();
+        inner.hls_clients.seen(client, Instant::now());
         // Listed once its media playlist can be fetched.
         inner.hls.playlist(false)?;
         let codecs = inner.hls.codecs()?;
