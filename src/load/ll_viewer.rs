@@ -18,7 +18,7 @@ use super::ll_edge::{
     init_for, new_parts, newest_part, next_directive, start_parts, Directive, PartPos,
 };
 use super::ll_stats::{Counter, LlHlsStats};
-use super::viewer::{stopped_during, ViewerStats};
+use super::viewer::{self, stopped_during, FetchError, ViewerStats};
 use super::RunClock;
 use crate::client::sei::scan_latency_stamps;
 use crate::client::unix_micros;
@@ -37,26 +37,8 @@ const QUEUE: usize = 64;
 /// Pause after a failed request before the next (a 503 is asked again at once).
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-#[derive(Debug, thiserror::Error)]
-enum FetchError {
-    #[error("answered {0}")]
-    Status(StatusCode),
-    #[error("{0}")]
-    Transport(String),
-}
-
 async fn fetch(http: &reqwest::Client, url: Url) -> Result<Bytes, FetchError> {
-    let response = tokio::time::timeout(REQUEST_TIMEOUT, http.get(url).send())
-        .await
-        .map_err(|_| FetchError::Transport(format!("no answer in {REQUEST_TIMEOUT:?}")))?
-        .map_err(|e| FetchError::Transport(e.to_string()))?;
-    if response.status() != StatusCode::OK {
-        return Err(FetchError::Status(response.status()));
-    }
-    tokio::time::timeout(REQUEST_TIMEOUT, response.bytes())
-        .await
-        .map_err(|_| FetchError::Transport(format!("body not done in {REQUEST_TIMEOUT:?}")))?
-        .map_err(|e| FetchError::Transport(format!("body: {e}")))
+    viewer::fetch(http, url, REQUEST_TIMEOUT).await
 }
 
 fn read(body: &[u8]) -> Result<StrictPlaylist, String> {

@@ -321,18 +321,41 @@ enum Round {
     Ended,
 }
 
-async fn get(http: &reqwest::Client, url: &Url) -> Result<bytes::Bytes, String> {
-    let response = tokio::time::timeout(REQUEST_TIMEOUT, http.get(url.clone()).send())
+/// Why a viewer's GET failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FetchError {
+    #[error("answered {0}")]
+    Status(StatusCode),
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// GET `url`: the body of a 200 answer, the answer and the body each within `timeout`.
+pub(super) async fn fetch(
+    http: &reqwest::Client,
+    url: Url,
+    timeout: Duration,
+) -> Result<bytes::Bytes, FetchError> {
+    let response = tokio::time::timeout(timeout, http.get(url).send())
         .await
-        .map_err(|_| format!("GET {url}: no answer in {REQUEST_TIMEOUT:?}"))?
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(|_| FetchError::Transport(format!("no answer in {timeout:?}")))?
+        .map_err(|e| FetchError::Transport(e.to_string()))?;
     if response.status() != StatusCode::OK {
-        return Err(format!("GET {url} answered {}", response.status()));
+        return Err(FetchError::Status(response.status()));
     }
-    tokio::time::timeout(REQUEST_TIMEOUT, response.bytes())
+    tokio::time::timeout(timeout, response.bytes())
         .await
-        .map_err(|_| format!("GET {url}: body not done in {REQUEST_TIMEOUT:?}"))?
-        .map_err(|e| format!("GET {url} body: {e}"))
+        .map_err(|_| FetchError::Transport(format!("body not done in {timeout:?}")))?
+        .map_err(|e| FetchError::Transport(format!("body: {e}")))
+}
+
+async fn get(http: &reqwest::Client, url: &Url) -> Result<bytes::Bytes, String> {
+    fetch(http, url.clone(), REQUEST_TIMEOUT)
+        .await
+        .map_err(|e| match e {
+            FetchError::Status(status) => format!("GET {url} answered {status}"),
+            FetchError::Transport(why) => format!("GET {url}: {why}"),
+        })
 }
 
 /// One playlist poll and the segment fetches it leads to.

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use castgate::client::PublishOptions;
+use castgate::load::newest_part;
 use castgate::mux::hls::strict::{parse_strict, StrictPlaylist};
 
 use super::shared::{eventually, ffprobe_json};
@@ -27,17 +28,6 @@ async fn playlist(srv: &TestServer, query: &str) -> (StrictPlaylist, Duration) {
     let p = parse_strict(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(p.violations(), Vec::<String>::new(), "{text}");
     (p, took)
-}
-
-/// Media sequence number and index of the newest listed part.
-fn last_part(p: &StrictPlaylist) -> (u64, usize) {
-    let seg = p
-        .segments
-        .iter()
-        .rev()
-        .find(|s| !s.parts.is_empty())
-        .expect("a segment with parts");
-    (seg.msn, seg.parts.len() - 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -63,16 +53,17 @@ async fn ll_hls_parts_block_and_describe_themselves_on_a_real_publish() {
     assert!(first.preload_hint.is_some());
 
     // Follow the live edge part by part with blocking requests, as hls.js does.
-    let (mut msn, mut part) = last_part(&first);
+    let mut at = newest_part(&first).expect("a segment with parts");
     let mut waits = Vec::new();
     for _ in 0..15 {
-        let (p, took) = playlist(&srv, &format!("?_HLS_msn={msn}&_HLS_part={}", part + 1)).await;
-        let next = last_part(&p);
+        let query = format!("?_HLS_msn={}&_HLS_part={}", at.msn, at.index + 1);
+        let (p, took) = playlist(&srv, &query).await;
+        let next = newest_part(&p).expect("a segment with parts");
         assert!(
-            next > (msn, part),
-            "the answer holds a newer part: {next:?} after {msn}/{part}"
+            next > at,
+            "the answer holds a newer part: {next:?} after {at:?}"
         );
-        (msn, part) = next;
+        at = next;
         waits.push(took);
     }
     waits.sort();
@@ -107,7 +98,7 @@ async fn ll_hls_parts_block_and_describe_themselves_on_a_real_publish() {
 
     // Too far ahead: 400 at once.
     let (status, _) = srv
-        .get(&format!("/hls/ll/index.m3u8?_HLS_msn={}", msn + 5))
+        .get(&format!("/hls/ll/index.m3u8?_HLS_msn={}", at.msn + 5))
         .await;
     assert_eq!(status, 400);
 

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use castgate::client::PublishOptions;
-use castgate::mux::hls::strict::{parse_strict, StrictPlaylist};
+use castgate::load::newest_part;
+use castgate::mux::hls::strict::parse_strict;
 
 use super::nginx::{nginx_binary, start_nginx};
 use super::shared::{eventually, http_get};
@@ -35,16 +36,6 @@ struct Seen {
     cache_status: HashMap<String, usize>,
 }
 
-fn newest_part(p: &StrictPlaylist) -> (u64, usize) {
-    let seg = p
-        .segments
-        .iter()
-        .rev()
-        .find(|s| !s.parts.is_empty())
-        .expect("parts listed");
-    (seg.msn, seg.parts.len() - 1)
-}
-
 /// One LL-HLS client: follows the live edge part by part with blocking reloads, fetching each
 /// new part, as hls.js does.
 async fn follow(edge: String, seen: Arc<Mutex<Seen>>) {
@@ -58,7 +49,7 @@ async fn follow(edge: String, seen: Arc<Mutex<Seen>>) {
     assert_eq!(res.status(), 200);
     let body = res.bytes().await.unwrap();
     let p = parse_strict(std::str::from_utf8(&body).unwrap()).expect("strict playlist");
-    let (mut msn, mut part) = newest_part(&p);
+    let mut at = newest_part(&p).expect("parts listed");
     let mut have: HashSet<String> = p
         .segments
         .iter()
@@ -66,7 +57,7 @@ async fn follow(edge: String, seen: Arc<Mutex<Seen>>) {
         .collect();
     let until = Instant::now() + FOLLOW_FOR;
     while Instant::now() < until {
-        let query = format!("_HLS_msn={msn}&_HLS_part={}", part + 1);
+        let query = format!("_HLS_msn={}&_HLS_part={}", at.msn, at.index + 1);
         let started = Instant::now();
         let res = http
             .get(format!("{edge}/hls/ll2/index.m3u8?{query}"))
@@ -85,12 +76,9 @@ async fn follow(edge: String, seen: Arc<Mutex<Seen>>) {
         let waited = started.elapsed().as_millis();
         let p = parse_strict(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(p.violations(), Vec::<String>::new(), "{text}");
-        let next = newest_part(&p);
-        assert!(
-            next > (msn, part),
-            "{query} answered without a newer part:\n{text}"
-        );
-        (msn, part) = next;
+        let next = newest_part(&p).expect("parts listed");
+        assert!(next > at, "{query} answered without a newer part:\n{text}");
+        at = next;
         let new: Vec<String> = p
             .segments
             .iter()
