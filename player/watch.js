@@ -8,13 +8,29 @@
 const POLL_MS = 2000;
 /// A playing stream whose time does not move for this long is restarted.
 const STALL_MS = 8000;
+/// hls.js whose buffer has not grown for this long, with more in the playlist, is moved on.
+const UNSTICK_AFTER_MS = 700;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const name = params.get('stream') || '';
 const format = params.get('format') === 'flv' ? 'flv' : 'hls';
+// `&debug=1`: keep the player's own log (the newest lines) in window.castgate.log, for a bug report.
+const debug = params.get('debug') === '1';
+const LOG_LINES = 3000;
 const video = $('video');
-const page = (window.castgate = { state: 'waiting', engine: '', errors: [], starts: 0, latency: null });
+const page = (window.castgate = { state: 'waiting', engine: '', errors: [], starts: 0, latency: null, log: [] });
+
+// A logger for hls.js's `debug` setting: timestamped lines, the oldest dropped past LOG_LINES.
+function debugLogger() {
+  const t0 = performance.now();
+  const line = (level) => (...args) => {
+    const text = args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+    page.log.push(`${(performance.now() - t0).toFixed(0).padStart(7)} ${level} ${text}`);
+    if (page.log.length > LOG_LINES) page.log.splice(0, page.log.length - LOG_LINES);
+  };
+  return { trace: line('T'), debug: line('D'), log: line('L'), info: line('I'), warn: line('W'), error: line('E') };
+}
 
 let player = null; // { engine, destroy(), latency() }
 let playingPublish = null; // started_at_ms of the publish being played
@@ -70,8 +86,15 @@ function startHls() {
   // of them overrides the playlist's hold-back in hls.js, low latency included.
   // maxLiveSyncPlaybackRate: play up to 10 % faster when behind the target (after a stall or
   // a late start) instead of staying behind for good.
-  const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.1, backBufferLength: 30 });
+  const stuck = { end: null, since: Date.now() };
+  const hls = new Hls({
+    lowLatencyMode: true,
+    maxLiveSyncPlaybackRate: 1.1,
+    backBufferLength: 30,
+    debug: debug ? debugLogger() : false,
+  });
   hls.on(Hls.Events.ERROR, (event, data) => {
+    if (debug) page.log.push(`error event: ${data.type} ${data.details} fatal=${data.fatal}`);
     if (data.fatal) playerError(`${data.type} ${data.details}`);
   });
   hls.loadSource(hlsUrl);
@@ -106,6 +129,38 @@ function startHls() {
       }
       return false;
     },
+    // hls.js 1.7 can stop loading for good when a segment is completed in the playlist while
+    // the parts it loaded of it are still being parsed: it then takes the whole segment for
+    // buffered up to its last part, never fetches that part, and waits until the playlist
+    // slides on (seconds). Seen mostly on the first load, whose parsing is slowest. When the
+    // buffer has not grown for a while, is nearly played out, and the playlist has more than a
+    // second beyond it, jump to the next segment start (a keyframe) there: hls.js loads from it.
+    unstick() {
+      const level = hls.levels && hls.levels[hls.currentLevel];
+      const details = level && level.details;
+      const end = bufferEndAt(video.currentTime);
+      if (!details || !details.live || end === null) return false;
+      const now = Date.now();
+      if (end !== stuck.end) {
+        stuck.end = end;
+        stuck.since = now;
+        return false;
+      }
+      if (now - stuck.since < UNSTICK_AFTER_MS || end - video.currentTime > 0.5) return false;
+      if (details.edge < end + 1) return false;
+      const next = details.fragments.find((f) => f.start > end + 0.01);
+      const start = next ? next.start : details.fragmentHint && details.fragmentHint.start;
+      if (!(start > end)) return false;
+      // 20 ms in (less than a frame): hls.js's sums of part durations put a boundary a hair
+      // either side of the true start, and a hair early it would pick the stuck segment again.
+      const target = start + 0.02;
+      if (debug) page.log.push(`unstick: buffer ends ${end.toFixed(3)}, edge ${details.edge.toFixed(3)}: seek ${target.toFixed(3)}`);
+      video.currentTime = target;
+      stuck.since = now;
+      // The stall was the loader's, not the network's: drop the second hls.js added to its target.
+      if (details.partHoldBack && hls.targetLatency > details.partHoldBack) hls.targetLatency = details.partHoldBack;
+      return true;
+    },
     latency() {
       if (hls.playingDate) {
         const behind = (Date.now() - hls.playingDate.getTime()) / 1000;
@@ -114,6 +169,15 @@ function startHls() {
       return hls.latency || null;
     },
   };
+}
+
+/// The end of the buffered range holding `time` (or starting just after it), or null.
+function bufferEndAt(time) {
+  const b = video.buffered;
+  for (let i = 0; i < b.length; i++) {
+    if (b.start(i) <= time + 0.1 && time <= b.end(i)) return b.end(i);
+  }
+  return null;
 }
 
 function startFlv() {
@@ -255,6 +319,11 @@ function tick() {
   }
 }
 
+// The hls.js loader watch (see unstick), four times a second.
+function watchLoader() {
+  if (player && player.unstick && player.unstick()) page.unsticks = (page.unsticks || 0) + 1;
+}
+
 // ---- Wiring ---------------------------------------------------------------------------------
 
 $('name').textContent = name || 'No stream';
@@ -277,4 +346,5 @@ if (!name) {
   poll();
   setInterval(poll, POLL_MS);
   setInterval(tick, 1000);
+  setInterval(watchLoader, 250);
 }

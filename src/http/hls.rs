@@ -65,17 +65,32 @@ async fn file(
     let gzip = accepts_gzip(request.headers());
     let query = request.uri().query().map(str::to_string);
     drop(request);
-    match file.as_str() {
-        "index.m3u8" => {
-            let query = blocking::parse_query(query.as_deref())
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let gzip_cache = gzip.then_some(&*gzip_cache);
-            media_playlist(name, &stream, query, client, gzip_cache).await
-        }
+    let started = tokio::time::Instant::now();
+    let response = match file.as_str() {
+        "index.m3u8" => match blocking::parse_query(query.as_deref()) {
+            Ok(directives) => {
+                let gzip_cache = gzip.then_some(&*gzip_cache);
+                media_playlist(name, &stream, directives, client, gzip_cache).await
+            }
+            Err(e) => Err(ApiError::bad_request(e.to_string())),
+        },
         "master.m3u8" => multivariant(&stream, client),
         "ts.m3u8" => ts_playlist(&stream, client),
         _ => segment_file(&stream, &file).await,
-    }
+    };
+    // RUST_LOG=castgate::http::hls=debug: every request with how long it was held, to follow
+    // a player's requests against the stream's progress.
+    tracing::debug!(
+        stream = name,
+        file,
+        query = query.as_deref().unwrap_or(""),
+        status = response
+            .as_ref()
+            .map_or_else(|e| e.status.as_u16(), |r| r.status().as_u16()),
+        held_ms = started.elapsed().as_millis() as u64,
+        "hls request"
+    );
+    response
 }
 
 /// The media playlist, after waiting for the segment or part a blocking request names.

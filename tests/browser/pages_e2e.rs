@@ -22,6 +22,7 @@ pub const WATCH_STATE: &str = "(() => { const v = document.getElementById('video
      return { frames: v.getVideoPlaybackQuality().totalVideoFrames, time: v.currentTime, \
      state: window.castgate.state, errors: window.castgate.errors, starts: window.castgate.starts, \
      engine: window.castgate.engine, latency: window.castgate.latency, \
+     unsticks: window.castgate.unsticks || 0, \
      width: v.videoWidth, height: v.videoHeight, \
      dropped: v.getVideoPlaybackQuality().droppedVideoFrames, \
      player: window.castgate.stats ? window.castgate.stats() : null, \

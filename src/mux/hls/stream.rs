@@ -144,6 +144,9 @@ pub struct HlsStream {
     timeline_break: bool,
     /// 90 kHz decode time that maps to 0 in the fMP4 timeline.
     origin: Option<i64>,
+    /// EXT-X-PROGRAM-DATE-TIME follows the media timeline from this point: (fMP4 timeline
+    /// ticks, Unix ms). Set by the first segment and at each timeline break.
+    pdt_anchor: Option<(i64, i64)>,
     open: Option<OpenSegment>,
     next_msn: u64,
     next_init_seq: u32,
@@ -226,6 +229,7 @@ impl HlsStream {
             pending_discontinuity: false,
             timeline_break: false,
             origin: None,
+            pdt_anchor: None,
             open: None,
             next_msn: 0,
             next_init_seq: 0,
@@ -613,7 +617,9 @@ impl HlsStream {
             // where the previous one ended, whatever its frames' clock says.
             let end = self.leading().last_end_ticks();
             self.origin = Some(start_dts.saturating_sub(end));
+            self.pdt_anchor = None;
         }
+        let wallclock_ms = self.program_date_time(start_dts, wallclock_ms);
         let init_seq = self.files.latest_init().unwrap_or(0);
         self.open = Some(OpenSegment {
             head: SegmentHead {
@@ -624,6 +630,20 @@ impl HlsStream {
             chunks: Vec::new(),
             seconds: 0.0,
         });
+    }
+
+    /// The wall-clock time of a segment starting at `start_dts`: the arrival time of the first
+    /// segment's first frame (and of the first after a timeline break), then that time plus
+    /// the media time since. Arrival times jitter by tens of milliseconds; a player that
+    /// aligns playlist reloads by date (hls.js does) would see every segment shifted against
+    /// its EXTINF durations and lose its place in the parts.
+    fn program_date_time(&mut self, start_dts: i64, arrived_ms: i64) -> i64 {
+        let at = start_dts.saturating_sub(self.origin.unwrap_or(start_dts));
+        let (anchor_ticks, anchor_ms) = *self.pdt_anchor.get_or_insert((at, arrived_ms));
+        let ticks = i128::from(at) - i128::from(anchor_ticks);
+        // Ticks to milliseconds, rounded to the nearest.
+        let ms = (ticks * 1000 + i128::from(CLOCK_RATE / 2)).div_euclid(i128::from(CLOCK_RATE));
+        anchor_ms.saturating_add(i64::try_from(ms).unwrap_or(0))
     }
 
     /// A part starts with the leading frame that opens a segment: a keyframe for video.

@@ -258,6 +258,58 @@ fn playlist_header_tags_and_program_date_time_of_each_first_frame() {
     assert!(t.contains("#EXTINF:1.000,\nab12-0.m4s\n"), "{t}");
 }
 
+/// Frames arrive with network and encoder jitter, but a segment's date is the first one's plus
+/// the media time before it: hls.js aligns each playlist reload by these dates, and a date
+/// off its EXTINF sum shifts every part it knows against the media it has buffered.
+#[test]
+fn program_date_time_follows_the_media_timeline_not_each_arrival() {
+    let mut s = video_stream(1000, 6);
+    // 29.97 fps (3003 ticks a frame, so segments are not whole ms), a keyframe every 10.
+    for i in 0..130i64 {
+        let mut f = video(i, i % 10 == 0);
+        f.dts = i * 3003;
+        f.pts = f.dts;
+        let jitter = [0, 37, 5, 61, 12][i as usize % 5];
+        s.push(f, T0_MS + 7 + i * 33 + jitter);
+    }
+    let p = parse(&s);
+    assert!(p.segments.len() >= 4, "{}", text(&s));
+    let first = p.segments[0].program_date_time.unwrap().timestamp_millis();
+    assert_eq!(
+        first,
+        T0_MS + 7,
+        "the first segment is dated by its first frame's arrival"
+    );
+    let mut media_ms = 0.0;
+    for seg in &p.segments {
+        let pdt = seg.program_date_time.unwrap().timestamp_millis();
+        assert!(
+            ((pdt - first) as f64 - media_ms).abs() <= 0.5,
+            "segment {} dated {} ms after the first, its media starts {media_ms} ms after",
+            seg.uri,
+            pdt - first
+        );
+        media_ms += f64::from(seg.duration) * 1000.0;
+    }
+}
+
+#[test]
+fn timeline_break_dates_the_next_segment_by_its_arrival() {
+    let mut s = video_stream(1000, 6);
+    feed(&mut s, 1000..1030, 25);
+    // Frames 1000.. arrived from T0 + 40 s; the sender restarts its clock 10 s later.
+    for i in 0..26 {
+        s.push(video(i, i % 25 == 0), T0_MS + 50_000 + i * 40);
+    }
+    let p = parse(&s);
+    let pdt: Vec<i64> = p
+        .segments
+        .iter()
+        .map(|x| x.program_date_time.unwrap().timestamp_millis() - T0_MS)
+        .collect();
+    assert_eq!(pdt, [40_000, 41_000, 50_000]);
+}
+
 #[test]
 fn repeated_identical_parameter_sets_keep_one_init_segment() {
     let mut s = video_stream(1000, 6);
