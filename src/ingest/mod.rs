@@ -11,10 +11,12 @@ mod offer;
 mod peer;
 mod read_tap;
 mod rtc_loop;
+mod router;
 mod rtcp_tap;
 mod session;
 mod simulcast_offer;
 mod track;
+mod udp_mux;
 
 pub use session::Session;
 

@@ -1,0 +1,323 @@
+//! Which publisher a datagram on the shared media port belongs to (sans-IO). Every publisher's
+//! ICE checks name it: a STUN request's USERNAME is `our-ufrag:their-ufrag` (RFC 8445 §7.2.2),
+//! and our ufrag is unique per connection. Everything else (DTLS, SRTP, STUN responses and
+//! indications) is routed by the remote address, once that address has been verified for the
+//! connection (it answered a check or carries its DTLS). A datagram that names no known ufrag
+//! from an address nobody verified is dropped: a stranger cannot reach a connection by guessing
+//! its port, and a forged ufrag only reaches the stack, which checks the message integrity.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// A connection: its loop thread and its id there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RouteKey {
+    pub loop_index: usize,
+    pub id: u64,
+}
+
+/// The 4-tuple of a datagram as the shared socket sees it: (our address, theirs).
+pub type Path = (SocketAddr, SocketAddr);
+
+/// Why a datagram went nowhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unrouted {
+    /// A STUN request naming a ufrag no connection has.
+    UnknownUfrag,
+    /// Not a STUN request, from an address no connection verified.
+    UnknownAddress,
+}
+
+#[derive(Default)]
+struct Routes {
+    ufrag: String,
+    paths: Vec<Path>,
+}
+
+/// The routing tables of one shared port (every interface address on it).
+#[derive(Default)]
+pub struct DatagramRouter {
+    by_ufrag: HashMap<String, RouteKey>,
+    by_path: HashMap<Path, RouteKey>,
+    of_key: HashMap<RouteKey, Routes>,
+}
+
+/// How many remote addresses one connection may have verified (its candidate pairs).
+pub const MAX_PATHS: usize = 16;
+
+impl DatagramRouter {
+    /// A new connection answered with local ufrag `ufrag`. False if the ufrag is taken (it is
+    /// random, so only by a bug): the connection must not be opened.
+    pub fn add_connection(&mut self, key: RouteKey, ufrag: &str) -> bool {
+        if ufrag.is_empty() || self.by_ufrag.contains_key(ufrag) {
+            return false;
+        }
+        self.by_ufrag.insert(ufrag.to_string(), key);
+        self.of_key.entry(key).or_default().ufrag = ufrag.to_string();
+        true
+    }
+
+    /// `path` is verified for `key`: later datagrams on it go there. A path already verified
+    /// for another connection moves (a publisher's NAT binding was reused). False when the
+    /// connection has its share of paths already.
+    pub fn add_path(&mut self, key: RouteKey, path: Path) -> bool {
+        let Some(routes) = self.of_key.get(&key) else {
+            return false;
+        };
+        if routes.paths.contains(&path) {
+            return true;
+        }
+        if routes.paths.len() >= MAX_PATHS {
+            return false;
+        }
+        if let Some(previous) = self.by_path.insert(path, key) {
+            if let Some(r) = self.of_key.get_mut(&previous) {
+                r.paths.retain(|p| *p != path);
+            }
+        }
+        if let Some(r) = self.of_key.get_mut(&key) {
+            r.paths.push(path);
+        }
+        true
+    }
+
+    /// The connection ended: forget its ufrag and paths.
+    pub fn remove_connection(&mut self, key: RouteKey) {
+        if let Some(routes) = self.of_key.remove(&key) {
+            if self.by_ufrag.get(&routes.ufrag) == Some(&key) {
+                self.by_ufrag.remove(&routes.ufrag);
+            }
+            for path in routes.paths {
+                if self.by_path.get(&path) == Some(&key) {
+                    self.by_path.remove(&path);
+                }
+            }
+        }
+    }
+
+    /// Where `datagram`, received on `path`, goes.
+    pub fn route(&self, path: Path, datagram: &[u8]) -> Result<RouteKey, Unrouted> {
+        if let Some(ufrag) = stun_request_ufrag(datagram) {
+            return self
+                .by_ufrag
+                .get(ufrag)
+                .copied()
+                .ok_or(Unrouted::UnknownUfrag);
+        }
+        self.by_path
+            .get(&path)
+            .copied()
+            .ok_or(Unrouted::UnknownAddress)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.of_key.len()
+    }
+}
+
+const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+const USERNAME: u16 = 0x0006;
+
+/// The STUN message type of `datagram`, if it is a STUN message (RFC 5389 §6: two zero bits,
+/// the magic cookie, a length that is a multiple of 4 and fits).
+fn stun_type(datagram: &[u8]) -> Option<u16> {
+    if datagram.len() < 20 || datagram[0] & 0xC0 != 0 || datagram[4..8] != MAGIC_COOKIE {
+        return None;
+    }
+    let length = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    if length % 4 != 0 || 20 + length > datagram.len() {
+        return None;
+    }
+    Some(u16::from_be_bytes([datagram[0], datagram[1]]))
+}
+
+/// Whether the message class is a request (C1 C0 = 00).
+fn is_request(message_type: u16) -> bool {
+    message_type & 0x0110 == 0
+}
+
+/// Whether `datagram` is a STUN error response (class 11): sent to addresses that failed a
+/// check, so never a proof that the address belongs to the connection.
+pub fn is_stun_error_response(datagram: &[u8]) -> bool {
+    stun_type(datagram).is_some_and(|t| t & 0x0110 == 0x0110)
+}
+
+/// The local (our) ufrag a STUN request names in its USERNAME: the part before the colon.
+pub fn stun_request_ufrag(datagram: &[u8]) -> Option<&str> {
+    let message_type = stun_type(datagram)?;
+    if !is_request(message_type) {
+        return None;
+    }
+    let length = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    let mut attrs = &datagram[20..20 + length];
+    while attrs.len() >= 4 {
+        let kind = u16::from_be_bytes([attrs[0], attrs[1]]);
+        let len = usize::from(u16::from_be_bytes([attrs[2], attrs[3]]));
+        let value = attrs.get(4..4 + len)?;
+        if kind == USERNAME {
+            let username = std::str::from_utf8(value).ok()?;
+            return username.split_once(':').map(|(ours, _)| ours);
+        }
+        let padded = 4 + len.div_ceil(4) * 4;
+        attrs = attrs.get(padded..)?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A STUN message of `message_type` with the given attributes (type, value).
+    fn stun(message_type: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (kind, value) in attrs {
+            body.extend_from_slice(&kind.to_be_bytes());
+            body.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            body.extend_from_slice(value);
+            while body.len() % 4 != 0 {
+                body.push(0);
+            }
+        }
+        let mut m = Vec::new();
+        m.extend_from_slice(&message_type.to_be_bytes());
+        m.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        m.extend_from_slice(&MAGIC_COOKIE);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    fn binding_request(username: &str) -> Vec<u8> {
+        // PRIORITY first, as Chromium sends it, so the parser must step over an attribute.
+        stun(
+            0x0001,
+            &[(0x0024, &[0, 0, 0, 1]), (USERNAME, username.as_bytes())],
+        )
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    const LOCAL: &str = "10.0.0.1:8189";
+    const A: RouteKey = RouteKey {
+        loop_index: 0,
+        id: 1,
+    };
+    const B: RouteKey = RouteKey {
+        loop_index: 1,
+        id: 2,
+    };
+
+    fn router() -> DatagramRouter {
+        let mut r = DatagramRouter::default();
+        assert!(r.add_connection(A, "aaaa"));
+        assert!(r.add_connection(B, "bbbb"));
+        r
+    }
+
+    #[test]
+    fn checks_go_by_the_ufrag_they_name() {
+        let r = router();
+        let from = (addr(LOCAL), addr("192.0.2.7:50000"));
+        assert_eq!(r.route(from, &binding_request("aaaa:xyz1")), Ok(A));
+        assert_eq!(r.route(from, &binding_request("bbbb:xyz1")), Ok(B));
+        assert_eq!(
+            r.route(from, &binding_request("cccc:xyz1")),
+            Err(Unrouted::UnknownUfrag)
+        );
+    }
+
+    #[test]
+    fn media_goes_by_the_verified_address_only() {
+        let mut r = router();
+        let a_path = (addr(LOCAL), addr("192.0.2.7:50000"));
+        let dtls = [22u8, 254, 253, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0];
+        assert_eq!(r.route(a_path, &dtls), Err(Unrouted::UnknownAddress));
+        assert!(r.add_path(A, a_path));
+        assert_eq!(r.route(a_path, &dtls), Ok(A));
+        // The same remote on another of our addresses is another path.
+        let other_local = (addr("10.0.0.2:8189"), addr("192.0.2.7:50000"));
+        assert_eq!(r.route(other_local, &dtls), Err(Unrouted::UnknownAddress));
+        // A STUN response (not a request) goes by address too.
+        let response = stun(0x0101, &[]);
+        assert_eq!(r.route(a_path, &response), Ok(A));
+    }
+
+    #[test]
+    fn a_spoofed_ufrag_reaches_only_that_connection_and_teaches_nothing() {
+        let mut r = router();
+        let a_path = (addr(LOCAL), addr("192.0.2.7:50000"));
+        assert!(r.add_path(A, a_path));
+        // From A's verified address, a request naming B goes to B (whose stack checks its
+        // integrity), and A's address still routes A's media.
+        assert_eq!(r.route(a_path, &binding_request("bbbb:evil")), Ok(B));
+        assert_eq!(r.route(a_path, &[0x80, 0x60, 0, 1]), Ok(A));
+        // An attacker's address with a valid ufrag: only the request is routed.
+        let attacker = (addr(LOCAL), addr("198.51.100.9:4000"));
+        assert_eq!(r.route(attacker, &binding_request("aaaa:evil")), Ok(A));
+        assert_eq!(
+            r.route(attacker, &[0x80, 0x60, 0, 1]),
+            Err(Unrouted::UnknownAddress)
+        );
+    }
+
+    #[test]
+    fn ended_connections_are_forgotten_and_paths_can_move() {
+        let mut r = router();
+        let path = (addr(LOCAL), addr("192.0.2.7:50000"));
+        assert!(r.add_path(A, path));
+        // The same NAT binding reused by a new publish moves to it.
+        assert!(r.add_path(B, path));
+        assert_eq!(r.route(path, &[0x80]), Ok(B));
+        r.remove_connection(A);
+        assert_eq!(r.route(path, &[0x80]), Ok(B));
+        r.remove_connection(B);
+        assert_eq!(r.route(path, &[0x80]), Err(Unrouted::UnknownAddress));
+        assert_eq!(
+            r.route(path, &binding_request("bbbb:x")),
+            Err(Unrouted::UnknownUfrag)
+        );
+        assert_eq!(r.connections(), 0);
+        // A removed connection cannot gain paths; its ufrag can be reused.
+        assert!(!r.add_path(A, path));
+        assert!(r.add_connection(A, "bbbb"));
+    }
+
+    #[test]
+    fn duplicate_ufrags_and_path_floods_are_refused() {
+        let mut r = router();
+        assert!(!r.add_connection(RouteKey { loop_index: 0, id: 9 }, "aaaa"));
+        assert!(!r.add_connection(RouteKey { loop_index: 0, id: 9 }, ""));
+        for port in 0..MAX_PATHS as u16 {
+            assert!(r.add_path(A, (addr(LOCAL), SocketAddr::new("192.0.2.1".parse().unwrap(), 1000 + port))));
+        }
+        assert!(!r.add_path(A, (addr(LOCAL), addr("192.0.2.1:9999"))));
+    }
+
+    #[test]
+    fn stun_parsing_rejects_what_is_not_a_well_formed_request() {
+        assert_eq!(stun_request_ufrag(&binding_request("ab:cd")), Some("ab"));
+        // No colon, no USERNAME, a response, a truncated message, RTP, DTLS.
+        assert_eq!(stun_request_ufrag(&binding_request("abcd")), None);
+        assert_eq!(stun_request_ufrag(&stun(0x0001, &[])), None);
+        assert_eq!(
+            stun_request_ufrag(&stun(0x0101, &[(USERNAME, b"ab:cd")])),
+            None
+        );
+        let mut cut = binding_request("ab:cd");
+        cut.truncate(cut.len() - 4);
+        assert_eq!(stun_request_ufrag(&cut), None);
+        // An attribute length running past the message.
+        let mut long = binding_request("ab:cd");
+        let n = long.len();
+        long[n - 10..n - 8].copy_from_slice(&200u16.to_be_bytes());
+        assert_eq!(stun_request_ufrag(&long), None);
+        assert_eq!(stun_request_ufrag(&[0x80, 0x60, 0, 1, 0, 0, 0, 0]), None);
+        assert_eq!(stun_request_ufrag(&[22, 254, 253]), None);
+        assert!(is_stun_error_response(&stun(0x0111, &[])));
+        assert!(!is_stun_error_response(&stun(0x0101, &[])));
+        assert!(!is_stun_error_response(&[22, 254, 253]));
+    }
+}
