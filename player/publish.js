@@ -5,7 +5,13 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const page = (window.castgate = { state: 'idle', error: '', resource: null });
+const page = (window.castgate = {
+  state: 'idle',
+  error: '',
+  resource: null,
+  // Trickle ICE PATCHes sent and what the gateway answered (for the browser tests).
+  trickle: { sent: 0, accepted: 0, statuses: [] },
+});
 
 let media = null; // the MediaStream being previewed (and sent when live)
 let pc = null; // the RTCPeerConnection while live
@@ -125,19 +131,66 @@ function preferH264(transceiver) {
   }
 }
 
-function iceGatheringDone(pc, limitMs) {
-  return new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    // Send what was gathered by then: host candidates come at once, a slow STUN server
-    // should not hold the broadcast back.
-    const timer = setTimeout(resolve, limitMs);
-    pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
+// ---- Trickle ICE (RFC 9725 §4.3, RFC 8840) ----------------------------------------------------
+
+// The offer goes out at once; candidates found later follow it by PATCH, in order, one request
+// at a time. Those found before the gateway's answer wait for its Location and ETag.
+function trickler(pc) {
+  const queue = [];
+  let target = null;
+  let busy = false;
+  const flush = async () => {
+    if (busy || !target || queue.length === 0) return;
+    busy = true;
+    const batch = queue.splice(0, queue.length);
+    const headers = { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': target.etag };
+    if ($('token').value) headers.Authorization = `Bearer ${$('token').value}`;
+    page.trickle.sent += 1;
+    try {
+      const body = sdpFragment(pc.localDescription.sdp, batch);
+      const response = await fetch(target.url, { method: 'PATCH', headers, body });
+      page.trickle.statuses.push(response.status);
+      if (response.status === 204) page.trickle.accepted += 1;
+    } catch (e) {
+      // The gateway still finds this browser's addresses from its ICE checks.
+      page.trickle.statuses.push(String(e));
+    }
+    busy = false;
+    flush();
+  };
+  pc.addEventListener('icecandidate', (e) => {
+    // null (or an empty candidate): gathering is over.
+    queue.push(e.candidate && e.candidate.candidate ? e.candidate : null);
+    flush();
   });
+  return {
+    start(url, etag) {
+      if (!etag) return; // a gateway without an ETag takes no PATCH
+      target = { url, etag };
+      flush();
+    },
+  };
+}
+
+// An sdpfrag for `candidates` (null marks the end of gathering): the session's ICE credentials,
+// then each media section that has news, with its m= line and mid.
+function sdpFragment(sdp, candidates) {
+  const field = (name) => (new RegExp(`^a=${name}:(.*)$`, 'm').exec(sdp) || [])[1] || '';
+  const sections = sdp.split(/\r?\nm=/).slice(1).map((text) => {
+    const lines = text.split(/\r?\n/);
+    return { mline: `m=${lines[0]}`, mid: ((/^a=mid:(.*)$/m.exec(text) || [])[1] || '').trim() };
+  });
+  let frag = `a=ice-ufrag:${field('ice-ufrag').trim()}\r\na=ice-pwd:${field('ice-pwd').trim()}\r\n`;
+  const ended = candidates.includes(null);
+  for (const section of sections) {
+    const mine = candidates.filter((c) => c && (c.sdpMid === section.mid || c.sdpMid == null));
+    // With BUNDLE the candidates are the first section's; the end is said there too.
+    if (mine.length === 0 && !(ended && section === sections[0])) continue;
+    frag += `${section.mline}\r\na=mid:${section.mid}\r\n`;
+    for (const c of mine) frag += `a=${c.candidate}\r\n`;
+    if (ended && section === sections[0]) frag += 'a=end-of-candidates\r\n';
+  }
+  return frag;
 }
 
 // ---- WHIP -----------------------------------------------------------------------------------
@@ -182,9 +235,10 @@ async function goLive() {
     }
     if (video) preferH264(video);
     pc.addEventListener('connectionstatechange', onConnectionState);
+    const trickle = trickler(pc);
+    page.trickle = { sent: 0, accepted: 0, statuses: [] };
 
     await pc.setLocalDescription(await pc.createOffer());
-    await iceGatheringDone(pc, 3000);
 
     const endpoint = new URL(`/whip/${encodeURIComponent(name)}`, location.href).href;
     const headers = { 'Content-Type': 'application/sdp' };
@@ -199,6 +253,7 @@ async function goLive() {
     if (response.status !== 201) throw new Error(gatewayErrorText(response.status, body, name));
     resource = page.resource = new URL(response.headers.get('Location') || endpoint, endpoint).href;
     await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    trickle.start(resource, response.headers.get('ETag'));
     await applyBitrate(video);
     statsTimer = setInterval(updateStats, 1000);
   } catch (e) {

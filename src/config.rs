@@ -45,19 +45,37 @@ pub struct HttpConfig {
     pub tls_self_signed: bool,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebRtcConfig {
     /// Local IPs to receive media on. Empty, or a wildcard in the list, means the host's
     /// addresses (`ingest::interfaces`).
     pub interfaces: Vec<IpAddr>,
+    /// The one UDP port every publisher's media reaches (one socket per address, shared);
+    /// 0 means one ephemeral port chosen at start. Not used when `udp_port_range` is set.
+    pub udp_port: u16,
     /// UDP port range `[first, last]` for media; one port per peer connection is taken from it.
-    /// Unset means ephemeral ports chosen by the OS.
+    /// Set, it replaces the shared `udp_port`.
     pub udp_port_range: Option<[u16; 2]>,
     /// Public IPs to advertise instead of the local ones (1:1 NAT, cloud hosts).
     pub public_ips: Vec<IpAddr>,
     /// STUN/TURN servers, advertised to WHIP clients in `Link` headers.
     pub ice_servers: Vec<IceServer>,
+}
+
+/// The shared media port's default: the one many WebRTC servers use, easy to open in a firewall.
+pub const DEFAULT_UDP_PORT: u16 = 8189;
+
+impl Default for WebRtcConfig {
+    fn default() -> WebRtcConfig {
+        WebRtcConfig {
+            interfaces: Vec::new(),
+            udp_port: DEFAULT_UDP_PORT,
+            udp_port_range: None,
+            public_ips: Vec::new(),
+            ice_servers: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -290,6 +308,16 @@ mod tests {
         );
         assert_eq!(c.hls.window, 6);
         assert_eq!(c.segment_duration(), Duration::from_secs(2));
+        assert_eq!(c.webrtc.udp_port, 8189, "one shared media port by default");
+        assert_eq!(c.webrtc.udp_port_range, None);
+    }
+
+    #[test]
+    fn the_shipped_config_parses_and_matches_the_defaults_on_the_media_port() {
+        let shipped = Config::from_toml(include_str!("../config/castgate.toml"), "castgate.toml")
+            .expect("config/castgate.toml parses");
+        assert_eq!(shipped.webrtc.udp_port, Config::default().webrtc.udp_port);
+        assert_eq!(shipped.webrtc.udp_port_range, None);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum ServerError {
     },
     #[error("HTTPS: {0}")]
     Tls(#[from] crate::http::tls::TlsError),
+    #[error("media port: {0}")]
+    MediaPort(crate::ingest::IngestError),
 }
 
 /// A running gateway.
@@ -47,6 +49,9 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         hls_opus_passthrough: config.audio.hls_opus_passthrough,
     }));
     let ingest = Ingest::new(config.clone(), hub.clone());
+    if let Some(port) = ingest.bind_media_port().map_err(ServerError::MediaPort)? {
+        tracing::info!(udp_port = port, "WebRTC media on one shared UDP port");
+    }
     let state = AppState {
         config: config.clone(),
         hub: hub.clone(),
@@ -111,6 +116,9 @@ impl Server {
         self.ingest.close_all();
         let _ = self.stop_tx.send(true);
         let _ = self.task.await;
+        let ingest = self.ingest;
+        // Joins the media loop threads: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || ingest.stop()).await;
     }
 
     /// Waits until the server stops by itself (it does not, unless it fails).

@@ -48,10 +48,7 @@ async fn chromium_fake_camera_publishes_h264_over_whip_to_hls_and_flv() {
         return;
     };
     let _one = ONE_BROWSER.lock().await;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     let started = Instant::now();
     tokio::time::timeout(TEST_LIMIT, run(ns))
         .await
@@ -60,6 +57,14 @@ async fn chromium_fake_camera_publishes_h264_over_whip_to_hls_and_flv() {
         "browser test passed in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// `RUST_LOG` decides what the gateway logs into the test's output.
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
 }
 
 /// The tests each run a gateway and Chromium: one at a time on the shared cores.
@@ -138,6 +143,7 @@ where
         return;
     };
     let _one = ONE_BROWSER.lock().await;
+    init_tracing();
     let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("browser-output")
         .join(dir);

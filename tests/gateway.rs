@@ -63,3 +63,9 @@ mod nginx_cache;
 
 #[path = "gateway/ts_rendition.rs"]
 mod ts_rendition;
+
+#[path = "gateway/shared_port.rs"]
+mod shared_port;
+
+#[path = "gateway/trickle.rs"]
+mod trickle;

@@ -62,11 +62,18 @@ impl IntoResponse for ApiError {
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> ApiError {
         let status = match &e {
-            IngestError::BadOffer(_) => StatusCode::BAD_REQUEST,
+            IngestError::BadOffer(_) | IngestError::BadFragment(_) => StatusCode::BAD_REQUEST,
             IngestError::Unsupported(_) => StatusCode::NOT_ACCEPTABLE,
             IngestError::Conflict(_) => StatusCode::CONFLICT,
             IngestError::NoSession => StatusCode::NOT_FOUND,
             IngestError::NoMediaPort => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::MediaPort(_) => {
+                tracing::error!(error = %e, "WHIP publish failed");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the media port is unavailable",
+                );
+            }
             IngestError::Internal(detail) => {
                 tracing::error!(%detail, "WHIP publish failed");
                 return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error");

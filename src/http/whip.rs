@@ -1,5 +1,6 @@
-//! WHIP endpoints (RFC 9725): `POST /whip/{stream}` answers an offer, `DELETE` on the session
-//! URL ends the publish, `OPTIONS` says what the endpoint accepts.
+//! WHIP endpoints (RFC 9725): `POST /whip/{stream}` answers an offer, `PATCH` on the session
+//! URL trickles the publisher's candidates, `DELETE` ends the publish, `OPTIONS` says what the
+//! endpoint accepts.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -8,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{stream_name, ApiError, AppState};
 use crate::config::IceServer;
+use crate::ingest::sdpfrag::{check_if_match, PatchKind, Precondition, SdpFrag};
 
 /// Largest SDP offer accepted; real offers are a few KiB.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -62,22 +64,59 @@ pub async fn delete(
     Ok(StatusCode::OK)
 }
 
-/// Trickle ICE and ICE restarts are not supported yet: the answer carries every candidate.
+/// `PATCH` on a session (RFC 9725 §4.3): a trickle-ice-sdpfrag with more of the publisher's
+/// candidates is added to its connection (204). Checked in this order, and nothing changes
+/// unless every check passes: the session exists (404), the body is a trickle fragment (415)
+/// that parses (400), `If-Match` names the session (428 without, 412 stale). An ICE restart
+/// (a new ufrag) is answered 422: castgate takes trickle only.
 pub async fn patch(
     State(state): State<AppState>,
     Path((name, session)): Path<(String, String)>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     let name = stream_name(&name)?;
-    if state.ingest.session(name, &session).is_none() {
+    let Some(session) = state.ingest.session(name, &session) else {
         return Err(ApiError::not_found("no such WHIP session"));
+    };
+    if !has_content_type(&headers, TRICKLE_FRAG) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "WHIP PATCH bodies must be sent as Content-Type: application/trickle-ice-sdpfrag",
+        ));
     }
-    Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "trickle ICE and ICE restart are not supported: the answer lists every candidate",
-    ))
+    let body = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("malformed SDP fragment: not UTF-8"))?;
+    let frag = SdpFrag::parse(body)
+        .map_err(|e| ApiError::bad_request(format!("malformed SDP fragment: {e}")))?;
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    match check_if_match(if_match, session.etag()) {
+        Ok(()) => {}
+        Err(Precondition::Required) => {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "a WHIP PATCH must carry If-Match with the session's ETag",
+            ))
+        }
+        Err(Precondition::Failed) => {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "If-Match does not name this session's current ETag",
+            ))
+        }
+    }
+    if PatchKind::of(&frag, session.remote_ufrag()) == PatchKind::Restart {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ICE restart is not supported yet; trickle ICE is (PATCH with the offer's ufrag)",
+        ));
+    }
+    state.ingest.trickle(&session, &frag).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+const TRICKLE_FRAG: &str = "application/trickle-ice-sdpfrag";
 
 /// Checks the Bearer token when one is configured (RFC 6750; compared in constant time).
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -108,11 +147,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn is_sdp(headers: &HeaderMap) -> bool {
+    has_content_type(headers, "application/sdp")
+}
+
+/// Whether the request's media type (parameters aside) is `media_type`.
+fn has_content_type(headers: &HeaderMap, media_type: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/sdp"))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
 }
 
 fn header_value(s: &str) -> Result<HeaderValue, ApiError> {

@@ -2,9 +2,14 @@
 //! the UDP sockets it is reached on, and a receive pipeline per track. Datagrams go in, RTP and
 //! Sender Reports go straight to the pipelines on the same thread, and what the connection and
 //! the pipelines have to send (ICE, DTLS, receiver reports, PLI, NACK) goes out.
+//!
+//! A connection is reached either on sockets of its own (the port-range mode) or on the shared
+//! media port (`udp_mux`): there it sends from the shared sockets until an address proves to be
+//! the publisher's, and then opens a socket of its own connected to that address (on the same
+//! port), which the loop registers so the publisher's media reaches it directly.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -22,6 +27,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::layer_tap::LayerTap;
 use super::peer::{self, internal};
+use super::router::{self, DatagramRouter, Path, RouteKey};
 use super::session::Session;
 use super::track::TrackPipeline;
 use super::{simulcast_offer, IngestError};
@@ -30,6 +36,9 @@ use crate::rtp::RtpPacket;
 
 /// Largest datagram read: above any MTU a publisher uses.
 pub const MAX_DATAGRAM: usize = 2048;
+/// Sockets of its own a connection may have: one per interface in the port-range mode, one per
+/// verified address on the shared port (the loop's tokens name at most this many).
+pub const MAX_SOCKETS: usize = 64;
 
 struct Track {
     id: MediaStreamTrackId,
@@ -37,15 +46,67 @@ struct Track {
     pipeline: TrackPipeline,
 }
 
+/// A socket of the connection's own: bound to `local`, and connected to `remote` when it was
+/// opened on the shared port for one verified address.
+struct OwnSocket {
+    socket: UdpSocket,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
+}
+
+/// How a new connection is reached.
+pub enum MediaSockets {
+    /// Sockets of its own, one per media address (port-range or ephemeral mode).
+    Own(Vec<std::net::UdpSocket>),
+    /// The shared port: its sockets (one per media address) and the router that sends their
+    /// datagrams to connections.
+    Shared {
+        listeners: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
+        router: Arc<Mutex<DatagramRouter>>,
+        key: RouteKey,
+    },
+}
+
+/// A connection's place on the shared port; it leaves the router when dropped.
+struct SharedRoute {
+    listeners: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
+    router: Arc<Mutex<DatagramRouter>>,
+    key: RouteKey,
+    /// Paths this connection has told the router about.
+    learned: Vec<Path>,
+}
+
+impl SharedRoute {
+    fn router(&self) -> std::sync::MutexGuard<'_, DatagramRouter> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for SharedRoute {
+    fn drop(&mut self) {
+        let key = self.key;
+        self.router().remove_connection(key);
+    }
+}
+
 pub struct Connection {
     pc: RTCPeerConnection,
-    sockets: Vec<(UdpSocket, SocketAddr)>,
+    sockets: Vec<OwnSocket>,
+    /// Indexes into `sockets` the loop has not registered yet.
+    unregistered: Vec<usize>,
+    shared: Option<SharedRoute>,
     session: Arc<Session>,
     /// A publish has one or two tracks: a list is quicker to search per packet than a map.
     tracks: Vec<Track>,
     /// The earliest timer of the connection and its pipelines, cached after every change.
     deadline: Option<Instant>,
     ended: bool,
+    /// ICE and DTLS are up. Until then every datagram is followed by a pass over the stack's
+    /// events: `rtc` hands the SRTP keys from its DTLS layer to its SRTP layer only while its
+    /// events are polled, so SRTP that arrives in the same read burst as the DTLS flight that
+    /// completes the handshake (the publisher sends media at once) would be dropped, and with
+    /// it the first keyframe.
+    connected: bool,
 }
 
 impl Connection {
@@ -54,7 +115,7 @@ impl Connection {
     pub fn accept(
         session: Arc<Session>,
         offer: String,
-        sockets: Vec<std::net::UdpSocket>,
+        sockets: MediaSockets,
         now: Instant,
     ) -> Result<(Connection, String), IngestError> {
         // A simulcast offer is answered for its highest layer alone (`simulcast_offer`), and
@@ -90,11 +151,35 @@ impl Connection {
                 t.set_direction(RTCRtpTransceiverDirection::Recvonly);
             }
         }
-        let mut bound = Vec::with_capacity(sockets.len());
-        for socket in sockets {
-            let local = socket.local_addr().map_err(internal)?;
-            add_host_candidate(&mut pc, local)?;
-            bound.push((UdpSocket::from_std(socket), local));
+        let mut own = Vec::new();
+        let mut shared = None;
+        match sockets {
+            MediaSockets::Own(sockets) => {
+                for socket in sockets {
+                    let local = socket.local_addr().map_err(internal)?;
+                    add_host_candidate(&mut pc, local)?;
+                    own.push(OwnSocket {
+                        socket: UdpSocket::from_std(socket),
+                        local,
+                        remote: None,
+                    });
+                }
+            }
+            MediaSockets::Shared {
+                listeners,
+                router,
+                key,
+            } => {
+                for (local, _) in &listeners {
+                    add_host_candidate(&mut pc, *local)?;
+                }
+                shared = Some(SharedRoute {
+                    listeners,
+                    router,
+                    key,
+                    learned: Vec::new(),
+                });
+            }
         }
         // An empty candidate ends gathering: the answer carries every candidate (no trickle).
         pc.add_local_candidate(Default::default())
@@ -107,20 +192,42 @@ impl Connection {
             .local_description()
             .ok_or_else(|| IngestError::Internal("no local description".into()))?
             .sdp;
+        if let Some(route) = &shared {
+            // Registered before the answer leaves: the publisher's first check must find us.
+            let ufrag = super::sdpfrag::ice_ufrag(&sdp)
+                .ok_or_else(|| IngestError::Internal("the answer has no ICE ufrag".into()))?;
+            if !route.router().add_connection(route.key, ufrag) {
+                return Err(IngestError::Internal("ICE ufrag already in use".into()));
+            }
+        }
         let mut connection = Connection {
             pc,
-            sockets: bound,
+            unregistered: (0..own.len()).collect(),
+            sockets: own,
+            shared,
             session,
             tracks: Vec::new(),
             deadline: None,
             ended: false,
+            connected: false,
         };
         connection.settle(now);
         Ok((connection, sdp))
     }
 
     pub fn sockets_mut(&mut self) -> impl Iterator<Item = &mut UdpSocket> {
-        self.sockets.iter_mut().map(|(s, _)| s)
+        self.sockets.iter_mut().map(|s| &mut s.socket)
+    }
+
+    /// The sockets opened since the last call, with their index, for the loop to register.
+    pub fn take_unregistered(&mut self) -> Vec<(usize, &mut UdpSocket)> {
+        let new = std::mem::take(&mut self.unregistered);
+        self.sockets
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| new.contains(i))
+            .map(|(i, s)| (i, &mut s.socket))
+            .collect()
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -134,32 +241,20 @@ impl Connection {
 
     /// Feeds every datagram waiting on socket `index` (edge-triggered: read until empty).
     pub fn read(&mut self, index: usize, buf: &mut [u8], now: Instant) {
-        let Some(&(_, local)) = self.sockets.get(index) else {
+        let Some(local) = self.sockets.get(index).map(|s| s.local) else {
             return;
         };
         loop {
-            let received = self.sockets[index].0.recv_from(buf);
+            let received = self.sockets[index].socket.recv_from(buf);
             match received {
-                Ok((n, peer_addr)) => {
-                    let datagram = TaggedBytesMut {
-                        now,
-                        transport: TransportContext {
-                            local_addr: local,
-                            peer_addr,
-                            ecn: None,
-                            transport_protocol: TransportProtocol::UDP,
-                        },
-                        message: BytesMut::from(&buf[..n]),
-                    };
-                    // A datagram the stack cannot use (garbage, a replay, a stray STUN) is
-                    // dropped; the connection goes on.
-                    if let Err(e) = self.pc.handle_read(datagram) {
-                        tracing::trace!(error = %e, "datagram dropped");
-                    }
-                    self.drain_reads(now);
-                }
+                Ok((n, peer_addr)) => self.receive(local, peer_addr, &buf[..n], now),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // A connected socket reports an ICMP error once; what follows it is still read.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Interrupted | std::io::ErrorKind::ConnectionRefused
+                    ) => {}
                 Err(e) => {
                     // ICMP errors surface here (port unreachable after the publisher left).
                     tracing::debug!(error = %e, "media socket read");
@@ -167,6 +262,45 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Adds trickled remote candidates (already checked by `sdpfrag`); ICE checks them on its
+    /// next timer.
+    pub fn add_remote_candidates(
+        &mut self,
+        candidates: Vec<rtc::peer_connection::transport::RTCIceCandidateInit>,
+    ) -> Result<(), IngestError> {
+        for candidate in candidates {
+            let text = candidate.candidate.clone();
+            self.pc
+                .add_remote_candidate(candidate)
+                .map_err(|e| IngestError::BadFragment(format!("candidate {text:?}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Feeds one datagram that reached `local` from `peer_addr` (read here, or routed from the
+    /// shared port).
+    pub fn receive(&mut self, local: SocketAddr, peer_addr: SocketAddr, data: &[u8], now: Instant) {
+        let datagram = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        };
+        // A datagram the stack cannot use (garbage, a replay, a stray STUN) is dropped; the
+        // connection goes on.
+        if let Err(e) = self.pc.handle_read(datagram) {
+            tracing::trace!(error = %e, "datagram dropped");
+        }
+        if !self.connected {
+            self.handle_events(now);
+        }
+        self.drain_reads(now);
     }
 
     /// Fires due timers, hands out events, sends what is queued, and recomputes the deadline.
@@ -270,6 +404,7 @@ impl Connection {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                     tracing::debug!(stream = self.session.stream().name(), %state, "peer connection state");
                     match state {
+                        RTCPeerConnectionState::Connected => self.connected = true,
                         RTCPeerConnectionState::Failed => {
                             self.ended = true;
                             self.session.close("ICE/DTLS failed");
@@ -304,20 +439,79 @@ impl Connection {
         }
     }
 
-    /// Sends every datagram the connection has queued, from the socket it names.
+    /// Sends every datagram the connection has queued, from the socket it names. A full send
+    /// buffer drops the datagram, as the network could: no retry.
     fn flush(&mut self) {
         while let Some(out) = self.pc.poll_write() {
-            let local = out.transport.local_addr;
-            let socket = self
+            let (local, peer) = (out.transport.local_addr, out.transport.peer_addr);
+            if let Some(route) = &self.shared {
+                if let Some(txid) = router::stun_request_transaction(&out.message) {
+                    let key = route.key;
+                    route.router().expect_response(key, txid);
+                } else if router::sending_proves_path(&out.message) {
+                    self.learn_path((local, peer));
+                }
+            }
+            let sent = if let Some(own) = self
                 .sockets
                 .iter()
-                .find(|(_, addr)| *addr == local)
-                .or_else(|| self.sockets.first());
-            if let Some((socket, _)) = socket {
-                // A full send buffer drops the datagram, as the network could: no retry.
-                if let Err(e) = socket.send_to(&out.message, out.transport.peer_addr) {
-                    tracing::trace!(error = %e, "datagram not sent");
+                .find(|s| s.local == local && s.remote == Some(peer))
+            {
+                own.socket.send(&out.message)
+            } else if let Some(route) = &self.shared {
+                let listener = route
+                    .listeners
+                    .iter()
+                    .find(|(addr, _)| *addr == local)
+                    .or_else(|| route.listeners.first());
+                match listener {
+                    Some((_, l)) => l.send_to(&out.message, peer),
+                    None => continue,
                 }
+            } else {
+                let own = self
+                    .sockets
+                    .iter()
+                    .find(|s| s.local == local)
+                    .or_else(|| self.sockets.first());
+                match own {
+                    Some(own) => own.socket.send_to(&out.message, peer),
+                    None => continue,
+                }
+            };
+            if let Err(e) = sent {
+                tracing::trace!(error = %e, "datagram not sent");
+            }
+        }
+    }
+
+    /// `path` is the publisher's (see `router::sending_proves_path`): route the shared port's
+    /// datagrams on it here, and open a socket of our own for it.
+    fn learn_path(&mut self, path: Path) {
+        let Some(route) = self.shared.as_mut() else {
+            return;
+        };
+        if route.learned.contains(&path) || self.sockets.len() >= MAX_SOCKETS {
+            return;
+        }
+        let key = route.key;
+        if !route.router().add_path(key, path) {
+            return;
+        }
+        route.learned.push(path);
+        match super::udp_mux::connected_socket(path.0, path.1) {
+            Ok(socket) => {
+                tracing::debug!(local = %path.0, remote = %path.1, "publisher address verified");
+                self.unregistered.push(self.sockets.len());
+                self.sockets.push(OwnSocket {
+                    socket: UdpSocket::from_std(socket),
+                    local: path.0,
+                    remote: Some(path.1),
+                });
+            }
+            // The shared socket and the router still carry this path, one hop slower.
+            Err(e) => {
+                tracing::warn!(error = %e, remote = %path.1, "no socket of its own for a publisher")
             }
         }
     }

@@ -10,18 +10,20 @@ mod nat;
 mod offer;
 mod peer;
 mod read_tap;
-mod rtc_loop;
 mod router;
+mod rtc_loop;
 mod rtcp_tap;
+pub mod sdpfrag;
 mod session;
 mod simulcast_offer;
 mod track;
 mod udp_mux;
 
 pub use session::Session;
+pub use udp_mux::MuxError;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +32,8 @@ use rand::Rng;
 use crate::config::Config;
 use crate::hub::{Hub, HubError};
 use peer::PortPicker;
-use rtc_loop::RtcLoops;
+use rtc_loop::{Reach, RtcLoops};
+use udp_mux::SharedPort;
 
 /// Why a publish was refused or failed. `http` maps these to status codes.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,12 @@ pub enum IngestError {
     /// Every media port of the configured range is taken (503: try again later).
     #[error("no free media port; try again later")]
     NoMediaPort,
+    /// The shared media port cannot be bound on any media address (503).
+    #[error("{0}")]
+    MediaPort(#[from] MuxError),
+    /// A WHIP PATCH fragment the connection cannot take (400).
+    #[error("malformed SDP fragment: {0}")]
+    BadFragment(String),
     /// No such session (404).
     #[error("no such WHIP session")]
     NoSession,
@@ -83,8 +92,18 @@ impl Shared {
 pub struct Ingest {
     shared: Arc<Shared>,
     ports: Arc<PortPicker>,
+    /// The shared media port (unless a port range is configured), bound at start or with the
+    /// first publish.
+    media_port: Arc<Mutex<SharedMedia>>,
     /// Started with the first publish (an `Ingest` that never takes one costs no threads).
     loops: Arc<Mutex<Option<Arc<RtcLoops>>>>,
+}
+
+#[derive(Default)]
+struct SharedMedia {
+    port: Option<SharedPort>,
+    /// Shared sockets the media loops read already.
+    listening: Vec<SocketAddr>,
 }
 
 impl Ingest {
@@ -96,7 +115,71 @@ impl Ingest {
                 sessions: Mutex::new(HashMap::new()),
             }),
             ports: Arc::new(PortPicker::default()),
+            media_port: Arc::default(),
             loops: Arc::default(),
+        }
+    }
+
+    /// Whether publishers share one media port (`[webrtc] udp_port`) rather than take one
+    /// each from `udp_port_range`.
+    fn shares_a_port(&self) -> bool {
+        self.shared.config.webrtc.udp_port_range.is_none()
+    }
+
+    /// Binds the shared media port on every media address now, so that a port that cannot be
+    /// had (another castgate, another program) stops the start with a clear message. Returns
+    /// the port (`None` in the port-range mode).
+    pub fn bind_media_port(&self) -> Result<Option<u16>, IngestError> {
+        if !self.shares_a_port() {
+            return Ok(None);
+        }
+        let addresses = self.media_addresses()?;
+        let mut media = self.media_port.lock().unwrap_or_else(|e| e.into_inner());
+        let port = match &mut media.port {
+            Some(p) => p,
+            None => media.port.insert(SharedPort::bind(
+                &addresses,
+                self.shared.config.webrtc.udp_port,
+            )?),
+        };
+        Ok(Some(port.port()))
+    }
+
+    /// The shared sockets on `addresses` (bound now where new), each read by the loops. An
+    /// address that cannot be bound is left out (logged) unless none can.
+    fn shared_listeners(
+        &self,
+        addresses: &[IpAddr],
+        loops: &RtcLoops,
+    ) -> Result<Vec<(SocketAddr, Arc<std::net::UdpSocket>)>, IngestError> {
+        let mut media = self.media_port.lock().unwrap_or_else(|e| e.into_inner());
+        let media = &mut *media;
+        let port = match &mut media.port {
+            Some(p) => p,
+            None => media
+                .port
+                .insert(SharedPort::bind(&[], self.shared.config.webrtc.udp_port)?),
+        };
+        let mut listeners = Vec::with_capacity(addresses.len());
+        let mut last_error = None;
+        for ip in addresses {
+            match port.ensure(*ip) {
+                Ok((local, socket, _)) => {
+                    if !media.listening.contains(&local) {
+                        loops.listen(local, socket.clone());
+                        media.listening.push(local);
+                    }
+                    listeners.push((local, socket));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a media address is left out");
+                    last_error = Some(e);
+                }
+            }
+        }
+        match last_error {
+            Some(e) if listeners.is_empty() => Err(e.into()),
+            _ => Ok(listeners),
         }
     }
 
@@ -137,9 +220,13 @@ impl Ingest {
         let stream = self.shared.hub.claim(stream_name).map_err(|e| match e {
             HubError::AlreadyPublishing(n) => IngestError::Conflict(n),
         })?;
+        let remote_ufrag = sdpfrag::ice_ufrag(&offer_sdp)
+            .unwrap_or_default()
+            .to_string();
         let session = Arc::new(Session::new(
             random_hex(16),
             format!("\"{}\"", random_hex(8)),
+            remote_ufrag,
             stream.clone(),
             self.shared.clone(),
         ));
@@ -190,12 +277,18 @@ impl Ingest {
         wants_video: bool,
     ) -> Result<String, IngestError> {
         let cfg = &self.shared.config.webrtc;
-        let sockets =
-            peer::bind_sockets(&self.media_addresses()?, cfg.udp_port_range, &self.ports)?;
-        let sdp = self
-            .loops()?
-            .open(session.clone(), offer_sdp, sockets)
-            .await?;
+        let addresses = self.media_addresses()?;
+        let loops = self.loops()?;
+        let reach = if self.shares_a_port() {
+            Reach::Shared(self.shared_listeners(&addresses, &loops)?)
+        } else {
+            Reach::Own(peer::bind_sockets(
+                &addresses,
+                cfg.udp_port_range,
+                &self.ports,
+            )?)
+        };
+        let sdp = loops.open(session.clone(), offer_sdp, reach).await?;
         if wants_video && (!sdp.contains("m=video") || sdp.contains("m=video 0 ")) {
             return Err(IngestError::Unsupported(
                 "no H.264 video could be negotiated; castgate takes H.264 (packetization-mode=1) and Opus".into(),
@@ -222,6 +315,30 @@ impl Ingest {
         }
     }
 
+    /// Adds the remote candidates of a trickle PATCH (parsed and checked already) to the
+    /// session's connection.
+    pub async fn trickle(
+        &self,
+        session: &Session,
+        frag: &sdpfrag::SdpFrag,
+    ) -> Result<(), IngestError> {
+        let candidates = frag
+            .candidates()
+            .map(
+                |(candidate, mid)| rtc::peer_connection::transport::RTCIceCandidateInit {
+                    candidate: candidate.to_string(),
+                    sdp_mid: mid.map(str::to_string),
+                    username_fragment: frag.ice_ufrag.clone(),
+                    ..Default::default()
+                },
+            )
+            .collect::<Vec<_>>();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        session.add_remote_candidates(candidates).await
+    }
+
     /// The session `session_id` of `stream_name`, if it is open.
     pub fn session(&self, stream_name: &str, session_id: &str) -> Option<Arc<Session>> {
         let sessions = self
@@ -235,7 +352,16 @@ impl Ingest {
             .cloned()
     }
 
-    /// Closes every session (server shutdown).
+    /// Server shutdown: closes every session, stops the media loops (their connections close)
+    /// and releases the media port.
+    pub fn stop(&self) {
+        self.close_all();
+        let loops = self.loops.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(loops);
+        *self.media_port.lock().unwrap_or_else(|e| e.into_inner()) = SharedMedia::default();
+    }
+
+    /// Closes every session.
     pub fn close_all(&self) {
         let sessions: Vec<Arc<Session>> = self
             .shared

@@ -2,7 +2,8 @@
 //! ICE checks name it: a STUN request's USERNAME is `our-ufrag:their-ufrag` (RFC 8445 §7.2.2),
 //! and our ufrag is unique per connection. Everything else (DTLS, SRTP, STUN responses and
 //! indications) is routed by the remote address, once that address has been verified for the
-//! connection (it answered a check or carries its DTLS). A datagram that names no known ufrag
+//! connection (we answered its check or sent it our DTLS); the answers to our own checks find
+//! their connection by their transaction id. A datagram that names no known ufrag
 //! from an address nobody verified is dropped: a stranger cannot reach a connection by guessing
 //! its port, and a forged ufrag only reaches the stack, which checks the message integrity.
 
@@ -32,12 +33,22 @@ pub enum Unrouted {
 struct Routes {
     ufrag: String,
     paths: Vec<Path>,
+    /// Transaction ids of the connection's own checks still awaiting an answer, oldest first.
+    transactions: std::collections::VecDeque<TransactionId>,
 }
+
+/// A STUN transaction id (RFC 5389 §6).
+pub type TransactionId = [u8; 12];
+
+/// How many of a connection's checks may await their response at once (ICE paces its checks:
+/// a few per candidate pair and retransmission).
+pub const MAX_TRANSACTIONS: usize = 64;
 
 /// The routing tables of one shared port (every interface address on it).
 #[derive(Default)]
 pub struct DatagramRouter {
     by_ufrag: HashMap<String, RouteKey>,
+    by_transaction: HashMap<TransactionId, RouteKey>,
     by_path: HashMap<Path, RouteKey>,
     of_key: HashMap<RouteKey, Routes>,
 }
@@ -81,9 +92,34 @@ impl DatagramRouter {
         true
     }
 
-    /// The connection ended: forget its ufrag and paths.
+    /// The connection sent a check (a STUN request) with `transaction`: its answer comes back
+    /// to it, whatever address it comes from (the check's target is not verified yet).
+    pub fn expect_response(&mut self, key: RouteKey, transaction: TransactionId) {
+        let Some(routes) = self.of_key.get_mut(&key) else {
+            return;
+        };
+        if routes.transactions.contains(&transaction) {
+            return;
+        }
+        if routes.transactions.len() >= MAX_TRANSACTIONS {
+            if let Some(old) = routes.transactions.pop_front() {
+                if self.by_transaction.get(&old) == Some(&key) {
+                    self.by_transaction.remove(&old);
+                }
+            }
+        }
+        routes.transactions.push_back(transaction);
+        self.by_transaction.insert(transaction, key);
+    }
+
+    /// The connection ended: forget its ufrag, paths and checks.
     pub fn remove_connection(&mut self, key: RouteKey) {
         if let Some(routes) = self.of_key.remove(&key) {
+            for t in routes.transactions {
+                if self.by_transaction.get(&t) == Some(&key) {
+                    self.by_transaction.remove(&t);
+                }
+            }
             if self.by_ufrag.get(&routes.ufrag) == Some(&key) {
                 self.by_ufrag.remove(&routes.ufrag);
             }
@@ -104,12 +140,18 @@ impl DatagramRouter {
                 .copied()
                 .ok_or(Unrouted::UnknownUfrag);
         }
+        if let Some(key) =
+            stun_response_transaction(datagram).and_then(|t| self.by_transaction.get(&t))
+        {
+            return Ok(*key);
+        }
         self.by_path
             .get(&path)
             .copied()
             .ok_or(Unrouted::UnknownAddress)
     }
 
+    #[cfg(test)]
     pub fn connections(&self) -> usize {
         self.of_key.len()
     }
@@ -136,10 +178,33 @@ fn is_request(message_type: u16) -> bool {
     message_type & 0x0110 == 0
 }
 
-/// Whether `datagram` is a STUN error response (class 11): sent to addresses that failed a
-/// check, so never a proof that the address belongs to the connection.
-pub fn is_stun_error_response(datagram: &[u8]) -> bool {
-    stun_type(datagram).is_some_and(|t| t & 0x0110 == 0x0110)
+/// Whether our stack sending `datagram` to an address proves that the address belongs to the
+/// connection: a STUN success response (to a check whose integrity the stack verified), DTLS
+/// or SRTP do; our own checks (sent to every candidate the offer lists, true or not) and error
+/// responses (sent to addresses that failed) and indications do not.
+pub fn sending_proves_path(datagram: &[u8]) -> bool {
+    match stun_type(datagram) {
+        Some(t) => t & 0x0110 == 0x0100,
+        None => true,
+    }
+}
+
+/// The transaction id of a STUN request (`datagram` as we send it), for its answer's routing.
+pub fn stun_request_transaction(datagram: &[u8]) -> Option<TransactionId> {
+    let t = stun_type(datagram)?;
+    is_request(t).then(|| transaction_of(datagram))
+}
+
+/// The transaction id of a STUN success or error response.
+fn stun_response_transaction(datagram: &[u8]) -> Option<TransactionId> {
+    let t = stun_type(datagram)?;
+    (t & 0x0100 != 0).then(|| transaction_of(datagram))
+}
+
+fn transaction_of(datagram: &[u8]) -> TransactionId {
+    let mut id = [0u8; 12];
+    id.copy_from_slice(&datagram[8..20]);
+    id
 }
 
 /// The local (our) ufrag a STUN request names in its USERNAME: the part before the colon.
@@ -288,10 +353,28 @@ mod tests {
     #[test]
     fn duplicate_ufrags_and_path_floods_are_refused() {
         let mut r = router();
-        assert!(!r.add_connection(RouteKey { loop_index: 0, id: 9 }, "aaaa"));
-        assert!(!r.add_connection(RouteKey { loop_index: 0, id: 9 }, ""));
+        assert!(!r.add_connection(
+            RouteKey {
+                loop_index: 0,
+                id: 9
+            },
+            "aaaa"
+        ));
+        assert!(!r.add_connection(
+            RouteKey {
+                loop_index: 0,
+                id: 9
+            },
+            ""
+        ));
         for port in 0..MAX_PATHS as u16 {
-            assert!(r.add_path(A, (addr(LOCAL), SocketAddr::new("192.0.2.1".parse().unwrap(), 1000 + port))));
+            assert!(r.add_path(
+                A,
+                (
+                    addr(LOCAL),
+                    SocketAddr::new("192.0.2.1".parse().unwrap(), 1000 + port)
+                )
+            ));
         }
         assert!(!r.add_path(A, (addr(LOCAL), addr("192.0.2.1:9999"))));
     }
@@ -316,8 +399,55 @@ mod tests {
         assert_eq!(stun_request_ufrag(&long), None);
         assert_eq!(stun_request_ufrag(&[0x80, 0x60, 0, 1, 0, 0, 0, 0]), None);
         assert_eq!(stun_request_ufrag(&[22, 254, 253]), None);
-        assert!(is_stun_error_response(&stun(0x0111, &[])));
-        assert!(!is_stun_error_response(&stun(0x0101, &[])));
-        assert!(!is_stun_error_response(&[22, 254, 253]));
+    }
+
+    #[test]
+    fn answers_to_our_checks_come_back_by_transaction_from_any_address() {
+        let mut r = router();
+        let check = binding_request("theirs:aaaa");
+        let txid = stun_request_transaction(&check).unwrap();
+        r.expect_response(A, txid);
+        let from = (addr(LOCAL), addr("192.0.2.7:50000"));
+        let mut success = stun(0x0101, &[]);
+        success[8..20].copy_from_slice(&txid);
+        assert_eq!(r.route(from, &success), Ok(A));
+        let mut error = stun(0x0111, &[]);
+        error[8..20].copy_from_slice(&txid);
+        assert_eq!(r.route(from, &error), Ok(A));
+        // Another transaction from that address is unknown, and so is media from it.
+        let mut other = stun(0x0101, &[]);
+        other[8..20].copy_from_slice(&[9; 12]);
+        assert_eq!(r.route(from, &other), Err(Unrouted::UnknownAddress));
+        assert_eq!(r.route(from, &[0x80, 0x60]), Err(Unrouted::UnknownAddress));
+        assert_eq!(
+            stun_request_transaction(&success),
+            None,
+            "a response is no check"
+        );
+        // Old checks make way for new ones, and all go with the connection.
+        for i in 0..MAX_TRANSACTIONS as u8 {
+            r.expect_response(A, [100 + i; 12]);
+        }
+        assert_eq!(
+            r.route(from, &success),
+            Err(Unrouted::UnknownAddress),
+            "evicted"
+        );
+        let mut latest = stun(0x0101, &[]);
+        latest[8..20].copy_from_slice(&[100 + MAX_TRANSACTIONS as u8 - 1; 12]);
+        assert_eq!(r.route(from, &latest), Ok(A));
+        r.remove_connection(A);
+        assert_eq!(r.route(from, &latest), Err(Unrouted::UnknownAddress));
+        assert!(r.by_transaction.is_empty());
+    }
+
+    #[test]
+    fn only_answers_and_media_we_send_prove_an_address() {
+        assert!(sending_proves_path(&stun(0x0101, &[])), "binding success");
+        assert!(sending_proves_path(&[22, 254, 253, 0, 0]), "DTLS");
+        assert!(sending_proves_path(&[0x80, 0xc9, 0, 1]), "SRTCP");
+        assert!(!sending_proves_path(&binding_request("x:y")), "our check");
+        assert!(!sending_proves_path(&stun(0x0111, &[])), "error response");
+        assert!(!sending_proves_path(&stun(0x0011, &[])), "indication");
     }
 }

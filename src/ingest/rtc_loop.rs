@@ -3,31 +3,63 @@
 //! runs the whole receive path (SRTP, depacketizing, transcoding, muxing into the hub) right
 //! there, with no task wake-up per packet. The HTTP side talks to a loop through commands and
 //! a wake-up; a new connection goes to the loop with the fewest.
+//!
+//! The shared media port's sockets (`udp_mux`) are read by loop 0: each datagram goes to its
+//! connection through the router, handed over with a command when that connection lives on
+//! another loop. Only a publisher's first checks, and datagrams of an address that has no
+//! socket of its own yet, take that way.
 
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::oneshot;
 
-use super::connection::{Connection, MAX_DATAGRAM};
+use super::connection::{Connection, MediaSockets, MAX_DATAGRAM, MAX_SOCKETS};
+use super::router::{DatagramRouter, RouteKey};
 use super::session::Session;
 use super::IngestError;
 
-/// Sockets per connection a token can name (one per interface the gateway listens on).
-const MAX_SOCKETS: usize = 64;
 const WAKER: Token = Token(usize::MAX);
+/// Shared listener `i` on loop 0 has token `LISTENER_BASE - i`.
+const LISTENER_BASE: usize = usize::MAX - 1;
+
+/// How a connection is to be reached, as the HTTP side asks for it.
+pub enum Reach {
+    Own(Vec<UdpSocket>),
+    /// The shared port's sockets, with their addresses.
+    Shared(Vec<(SocketAddr, Arc<UdpSocket>)>),
+}
 
 enum Command {
     Open {
         id: u64,
         session: Arc<Session>,
         offer: String,
-        sockets: Vec<std::net::UdpSocket>,
+        reach: Reach,
         reply: oneshot::Sender<Result<String, IngestError>>,
     },
     Close(u64),
+    /// Remote candidates trickled by the publisher (WHIP PATCH).
+    AddCandidates {
+        id: u64,
+        candidates: Vec<RTCIceCandidateInit>,
+        reply: oneshot::Sender<Result<(), IngestError>>,
+    },
+    /// A shared socket to read (loop 0 only).
+    Listen(SocketAddr, Arc<UdpSocket>),
+    /// A datagram from the shared port for connection `id` on this loop.
+    Datagram {
+        id: u64,
+        local: SocketAddr,
+        peer: SocketAddr,
+        data: Vec<u8>,
+    },
     Stop,
 }
 
@@ -54,8 +86,9 @@ impl LoopShared {
 
 /// The loop threads. Dropping it stops them (their connections close).
 pub struct RtcLoops {
-    loops: Vec<Arc<LoopShared>>,
+    loops: Arc<[Arc<LoopShared>]>,
     next_id: AtomicU64,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// A session's way to close its connection on whichever loop holds it.
@@ -69,45 +102,77 @@ impl ConnectionHandle {
     pub fn close(&self) {
         self.owner.send(Command::Close(self.id));
     }
+
+    /// Adds remote candidates to the connection; fails if one is refused (the ones before it
+    /// stay) or the connection is gone.
+    pub async fn add_remote_candidates(
+        &self,
+        candidates: Vec<RTCIceCandidateInit>,
+    ) -> Result<(), IngestError> {
+        let (reply, done) = oneshot::channel();
+        self.owner.send(Command::AddCandidates {
+            id: self.id,
+            candidates,
+            reply,
+        });
+        done.await.map_err(|_| IngestError::NoSession)?
+    }
 }
 
 impl RtcLoops {
     /// Starts `threads` loop threads.
     pub fn start(threads: usize) -> std::io::Result<RtcLoops> {
         let mut loops = Vec::with_capacity(threads);
-        for i in 0..threads.max(1) {
+        let mut states = Vec::with_capacity(threads);
+        for _ in 0..threads.max(1) {
             let poll = Poll::new()?;
             let waker = Waker::new(poll.registry(), WAKER)?;
             let (tx, rx) = mpsc::channel();
-            let shared = Arc::new(LoopShared {
+            loops.push(Arc::new(LoopShared {
                 commands: Mutex::new(tx),
                 waker,
                 connections: AtomicUsize::new(0),
-            });
+            }));
+            states.push((poll, rx));
+        }
+        let loops: Arc<[Arc<LoopShared>]> = loops.into();
+        let router = Arc::new(Mutex::new(DatagramRouter::default()));
+        let mut threads = Vec::with_capacity(loops.len());
+        for (index, (poll, commands)) in states.into_iter().enumerate() {
             let state = LoopThread {
+                index,
                 poll,
-                commands: rx,
+                commands,
                 slots: Vec::new(),
-                shared: shared.clone(),
+                loops: loops.clone(),
+                router: router.clone(),
+                listeners: Vec::new(),
             };
-            std::thread::Builder::new()
-                .name(format!("castgate-rtc{i}"))
-                .spawn(move || state.run())?;
-            loops.push(shared);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("castgate-rtc{index}"))
+                    .spawn(move || state.run())?,
+            );
         }
         Ok(RtcLoops {
             loops,
             next_id: AtomicU64::new(1),
+            threads,
         })
     }
 
-    /// Answers `offer` with a connection on the least busy loop, reached on `sockets`; the
+    /// Has loop 0 read the shared socket `socket` (bound to `local`) from now on.
+    pub fn listen(&self, local: SocketAddr, socket: Arc<UdpSocket>) {
+        self.loops[0].send(Command::Listen(local, socket));
+    }
+
+    /// Answers `offer` with a connection on the least busy loop, reached as `reach` says; the
     /// session gets the handle that closes it. Returns the answer's SDP.
     pub async fn open(
         &self,
         session: Arc<Session>,
         offer: String,
-        sockets: Vec<std::net::UdpSocket>,
+        reach: Reach,
     ) -> Result<String, IngestError> {
         let owner = self
             .loops
@@ -125,7 +190,7 @@ impl RtcLoops {
             id,
             session,
             offer,
-            sockets,
+            reach,
             reply,
         });
         answer
@@ -136,8 +201,15 @@ impl RtcLoops {
 
 impl Drop for RtcLoops {
     fn drop(&mut self) {
-        for l in &self.loops {
+        for l in self.loops.iter() {
             l.send(Command::Stop);
+        }
+        // Their connections close and their sockets (the shared port's too) are released
+        // before this returns, so a gateway started next can bind the same port.
+        for t in self.threads.drain(..) {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -163,11 +235,16 @@ struct Slot {
 }
 
 struct LoopThread {
+    /// This loop's place in `loops`.
+    index: usize,
     poll: Poll,
     commands: mpsc::Receiver<Command>,
     /// Connection in slot `i` has tokens `i * MAX_SOCKETS + socket index`.
     slots: Vec<Option<Slot>>,
-    shared: Arc<LoopShared>,
+    loops: Arc<[Arc<LoopShared>]>,
+    router: Arc<Mutex<DatagramRouter>>,
+    /// The shared port's sockets this loop reads (loop 0).
+    listeners: Vec<(SocketAddr, Arc<UdpSocket>)>,
 }
 
 impl LoopThread {
@@ -193,10 +270,19 @@ impl LoopThread {
             touched.clear();
             for event in events.iter() {
                 if event.token() == WAKER {
-                    if !self.take_commands(now) {
+                    if !self.take_commands(now, &mut touched) {
                         self.close_all();
                         return;
                     }
+                    continue;
+                }
+                if event.token().0 > LISTENER_BASE - self.listeners.len() {
+                    self.read_listener(
+                        LISTENER_BASE - event.token().0,
+                        &mut buf,
+                        now,
+                        &mut touched,
+                    );
                     continue;
                 }
                 let (slot, socket) = (event.token().0 / MAX_SOCKETS, event.token().0 % MAX_SOCKETS);
@@ -209,25 +295,140 @@ impl LoopThread {
                 let Some(s) = slot else { continue };
                 if touched.contains(&i) || s.connection.deadline().is_some_and(|d| d <= now) {
                     guarded(&mut s.connection, |c| c.settle(now));
+                    register_new_sockets(&self.poll, i, &mut s.connection);
                 }
             }
             self.drop_ended();
         }
     }
 
+    /// Reads every datagram waiting on shared listener `i` and hands each to its connection.
+    fn read_listener(&mut self, i: usize, buf: &mut [u8], now: Instant, touched: &mut Vec<usize>) {
+        let Some((local, socket)) = self.listeners.get(i).cloned() else {
+            return;
+        };
+        loop {
+            let (n, peer) = match socket.recv_from(buf) {
+                Ok(received) => received,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "shared media socket read");
+                    return;
+                }
+            };
+            let routed = self
+                .router
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .route((local, peer), &buf[..n]);
+            match routed {
+                Ok(key) => self.deliver(key, local, peer, &buf[..n], now, touched),
+                Err(why) => tracing::trace!(?why, %peer, "datagram on the shared port dropped"),
+            }
+        }
+    }
+
+    /// Gives a routed datagram to its connection, here or on its own loop.
+    fn deliver(
+        &mut self,
+        key: RouteKey,
+        local: SocketAddr,
+        peer: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        touched: &mut Vec<usize>,
+    ) {
+        if key.loop_index != self.index {
+            if let Some(owner) = self.loops.get(key.loop_index) {
+                owner.send(Command::Datagram {
+                    id: key.id,
+                    local,
+                    peer,
+                    data: data.to_vec(),
+                });
+            }
+            return;
+        }
+        let found = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.as_ref().is_some_and(|s| s.id == key.id));
+        if let Some((i, Some(s))) = found {
+            guarded(&mut s.connection, |c| c.receive(local, peer, data, now));
+            touched.push(i);
+        }
+    }
+
     /// Handles queued commands; false once told to stop (or the sender is gone).
-    fn take_commands(&mut self, now: Instant) -> bool {
+    fn take_commands(&mut self, now: Instant, touched: &mut Vec<usize>) -> bool {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Open {
                     id,
                     session,
                     offer,
-                    sockets,
+                    reach,
                     reply,
                 }) => {
-                    let answered = self.open(id, session, offer, sockets, now);
+                    let answered = self.open(id, session, offer, reach, now);
                     let _ = reply.send(answered);
+                }
+                Ok(Command::Listen(local, socket)) => {
+                    let token = Token(LISTENER_BASE - self.listeners.len());
+                    let fd = socket.as_raw_fd();
+                    match self.poll.registry().register(
+                        &mut SourceFd(&fd),
+                        token,
+                        Interest::READABLE,
+                    ) {
+                        Ok(()) => {
+                            self.listeners.push((local, socket));
+                            // Datagrams that came before the registration: edge-triggered
+                            // epoll would not report them.
+                            self.read_listener(
+                                self.listeners.len() - 1,
+                                &mut vec![0u8; MAX_DATAGRAM],
+                                now,
+                                touched,
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, %local, "cannot read the shared media port")
+                        }
+                    }
+                }
+                Ok(Command::Datagram {
+                    id,
+                    local,
+                    peer,
+                    data,
+                }) => {
+                    let key = RouteKey {
+                        loop_index: self.index,
+                        id,
+                    };
+                    self.deliver(key, local, peer, &data, now, touched);
+                }
+                Ok(Command::AddCandidates {
+                    id,
+                    candidates,
+                    reply,
+                }) => {
+                    let found = self
+                        .slots
+                        .iter_mut()
+                        .enumerate()
+                        .find(|(_, s)| s.as_ref().is_some_and(|s| s.id == id));
+                    let added = match found {
+                        Some((i, Some(s))) => {
+                            touched.push(i);
+                            s.connection.add_remote_candidates(candidates)
+                        }
+                        _ => Err(IngestError::NoSession),
+                    };
+                    let _ = reply.send(added);
                 }
                 Ok(Command::Close(id)) => {
                     if let Some(s) = self.slots.iter_mut().flatten().find(|s| s.id == id) {
@@ -246,23 +447,34 @@ impl LoopThread {
         id: u64,
         session: Arc<Session>,
         offer: String,
-        sockets: Vec<std::net::UdpSocket>,
+        reach: Reach,
         now: Instant,
     ) -> Result<String, IngestError> {
-        if sockets.len() > MAX_SOCKETS {
-            return Err(IngestError::Internal(format!(
-                "at most {MAX_SOCKETS} media interfaces"
-            )));
-        }
+        let sockets = match reach {
+            Reach::Own(sockets) if sockets.len() > MAX_SOCKETS => {
+                return Err(IngestError::Internal(format!(
+                    "at most {MAX_SOCKETS} media interfaces"
+                )));
+            }
+            Reach::Own(sockets) => MediaSockets::Own(sockets),
+            Reach::Shared(listeners) => MediaSockets::Shared {
+                listeners,
+                router: self.router.clone(),
+                key: RouteKey {
+                    loop_index: self.index,
+                    id,
+                },
+            },
+        };
         let (mut connection, sdp) = Connection::accept(session, offer, sockets, now)?;
         let index = self
             .slots
             .iter()
             .position(Option::is_none)
             .unwrap_or(self.slots.len());
-        let registry = self.poll.registry();
-        for (i, socket) in connection.sockets_mut().enumerate() {
-            registry
+        for (i, socket) in connection.take_unregistered() {
+            self.poll
+                .registry()
                 .register(socket, Token(index * MAX_SOCKETS + i), Interest::READABLE)
                 .map_err(|e| IngestError::Internal(e.to_string()))?;
         }
@@ -272,7 +484,9 @@ impl LoopThread {
         } else {
             self.slots[index] = slot;
         }
-        self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.loops[self.index]
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
         Ok(sdp)
     }
 
@@ -284,7 +498,9 @@ impl LoopThread {
                     for socket in s.connection.sockets_mut() {
                         let _ = self.poll.registry().deregister(socket);
                     }
-                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    self.loops[self.index]
+                        .connections
+                        .fetch_sub(1, Ordering::Relaxed);
                 }
             }
         }
@@ -295,6 +511,24 @@ impl LoopThread {
             s.connection.close();
         }
         self.drop_ended();
+    }
+}
+
+/// Registers the sockets `connection` (in slot `slot`) opened since the last time.
+fn register_new_sockets(poll: &Poll, slot: usize, connection: &mut Connection) {
+    let mut failed = false;
+    for (i, socket) in connection.take_unregistered() {
+        if let Err(e) =
+            poll.registry()
+                .register(socket, Token(slot * MAX_SOCKETS + i), Interest::READABLE)
+        {
+            // Unread, the socket would swallow the publisher's media: end the connection.
+            tracing::error!(error = %e, "cannot register a publisher's socket");
+            failed = true;
+        }
+    }
+    if failed {
+        connection.abort();
     }
 }
 

@@ -8,14 +8,18 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+
 use super::rtc_loop::ConnectionHandle;
-use super::Shared;
+use super::{IngestError, Shared};
 use crate::config::Config;
 use crate::hub::Stream;
 
 pub struct Session {
     id: String,
     etag: String,
+    /// The publisher's ICE ufrag, from its offer: a PATCH naming another asks for a restart.
+    remote_ufrag: String,
     stream: Arc<Stream>,
     shared: Arc<Shared>,
     connection: OnceLock<ConnectionHandle>,
@@ -27,10 +31,17 @@ pub struct Session {
 }
 
 impl Session {
-    pub(super) fn new(id: String, etag: String, stream: Arc<Stream>, shared: Arc<Shared>) -> Self {
+    pub(super) fn new(
+        id: String,
+        etag: String,
+        remote_ufrag: String,
+        stream: Arc<Stream>,
+        shared: Arc<Shared>,
+    ) -> Self {
         Session {
             id,
             etag,
+            remote_ufrag,
             stream,
             shared,
             connection: OnceLock::new(),
@@ -47,6 +58,22 @@ impl Session {
 
     pub fn etag(&self) -> &str {
         &self.etag
+    }
+
+    pub fn remote_ufrag(&self) -> &str {
+        &self.remote_ufrag
+    }
+
+    /// Hands trickled remote candidates (WHIP PATCH) to the connection.
+    pub(super) async fn add_remote_candidates(
+        &self,
+        candidates: Vec<RTCIceCandidateInit>,
+    ) -> Result<(), IngestError> {
+        let connection = self
+            .connection
+            .get()
+            .ok_or_else(|| IngestError::Internal("session without a connection".into()))?;
+        connection.add_remote_candidates(candidates).await
     }
 
     pub fn stream(&self) -> &Arc<Stream> {

@@ -392,7 +392,13 @@ mod tests {
             hub,
             sessions: Mutex::default(),
         });
-        Arc::new(Session::new("s".into(), "\"e\"".into(), stream, shared))
+        Arc::new(Session::new(
+            "s".into(),
+            "\"e\"".into(),
+            "u".into(),
+            stream,
+            shared,
+        ))
     }
 
     fn codec(mime: &str) -> RTCRtpCodec {

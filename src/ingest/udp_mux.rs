@@ -12,6 +12,7 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixListener;
+use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -33,7 +34,7 @@ pub enum MuxError {
 /// The shared sockets: one per media address, all on one port.
 pub struct SharedPort {
     port: u16,
-    sockets: Vec<(SocketAddr, UdpSocket)>,
+    sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     /// Held for as long as the port is: see the module comment.
     _lock: Option<UnixListener>,
 }
@@ -61,11 +62,11 @@ impl SharedPort {
         self.port
     }
 
-    /// The shared socket on `ip`, bound now if this address is new (an interface that came up
-    /// after the start).
-    pub fn ensure(&mut self, ip: IpAddr) -> Result<&UdpSocket, MuxError> {
-        if let Some(i) = self.sockets.iter().position(|(a, _)| a.ip() == ip) {
-            return Ok(&self.sockets[i].1);
+    /// The shared socket on `ip` with its address, bound now if this address is new (an
+    /// interface that came up after the start); `true` when it is new.
+    pub fn ensure(&mut self, ip: IpAddr) -> Result<(SocketAddr, Arc<UdpSocket>, bool), MuxError> {
+        if let Some((a, s)) = self.sockets.iter().find(|(a, _)| a.ip() == ip) {
+            return Ok((*a, s.clone(), false));
         }
         let addr = SocketAddr::new(ip, self.port);
         let socket = reuse_port_socket(addr)
@@ -83,14 +84,18 @@ impl SharedPort {
                 },
                 _ => MuxError::Bind { addr, source },
             })?;
-        let local = socket.local_addr().map_err(|source| MuxError::Bind { addr, source })?;
+        let local = socket
+            .local_addr()
+            .map_err(|source| MuxError::Bind { addr, source })?;
         self.port = local.port();
-        self.sockets.push((local, socket));
-        Ok(&self.sockets.last().expect("just pushed").1)
+        let socket = Arc::new(socket);
+        self.sockets.push((local, socket.clone()));
+        Ok((local, socket, true))
     }
 
     /// Every shared socket with its address.
-    pub fn sockets(&self) -> impl Iterator<Item = &(SocketAddr, UdpSocket)> {
+    #[cfg(test)]
+    pub fn sockets(&self) -> impl Iterator<Item = &(SocketAddr, Arc<UdpSocket>)> {
         self.sockets.iter()
     }
 }
@@ -116,12 +121,13 @@ pub fn connected_socket(local: SocketAddr, remote: SocketAddr) -> std::io::Resul
 
 fn instance_lock(port: u16) -> Result<UnixListener, MuxError> {
     let name = format!("castgate-udp-{port}");
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).map_err(
-        |source| MuxError::Bind {
-            addr: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port),
-            source,
-        },
-    )?;
+    let addr =
+        std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).map_err(|source| {
+            MuxError::Bind {
+                addr: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port),
+                source,
+            }
+        })?;
     UnixListener::bind_addr(&addr).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => MuxError::HeldByCastgate { port },
         _ => MuxError::Bind {
@@ -152,7 +158,11 @@ mod tests {
     #[test]
     fn a_second_castgate_on_the_same_port_is_refused_clearly() {
         // A port nobody else in this test binary uses: the ephemeral one of a fresh socket.
-        let port = UdpSocket::bind((LOOPBACK, 0)).unwrap().local_addr().unwrap().port();
+        let port = UdpSocket::bind((LOOPBACK, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let first = SharedPort::bind(&[LOOPBACK], port).unwrap();
         let second = SharedPort::bind(&[LOOPBACK], port);
         let Err(e) = second else {
@@ -196,7 +206,10 @@ mod tests {
         let n = own.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"from a");
         let (n, from) = listener.recv_from(&mut buf).unwrap();
-        assert_eq!((&buf[..n], from), (&b"from b"[..], peer_b.local_addr().unwrap()));
+        assert_eq!(
+            (&buf[..n], from),
+            (&b"from b"[..], peer_b.local_addr().unwrap())
+        );
         // And what it sends comes from the shared port.
         own.send(b"back").unwrap();
         let (n, from) = peer_a.recv_from(&mut buf).unwrap();

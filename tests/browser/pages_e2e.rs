@@ -107,6 +107,7 @@ pub async fn run(ns: Namespace, out: &Path, scheme: Scheme) {
         .eval(
             &publisher,
             "({ state: window.castgate.state, error: window.castgate.error, \
+             trickle: window.castgate.trickle, \
              bitrate: document.getElementById('stat-bitrate').textContent, \
              fps: document.getElementById('stat-fps').textContent, \
              resolution: document.getElementById('stat-resolution').textContent })",
@@ -116,6 +117,16 @@ pub async fn run(ns: Namespace, out: &Path, scheme: Scheme) {
     assert_eq!(
         publisher_state["state"], "live",
         "publisher: {publisher_state}"
+    );
+    // The page posts its offer before gathering and trickles its candidates by PATCH: each
+    // PATCH is taken (204), and at least one was sent (the candidates, the end of gathering).
+    let trickle = &publisher_state["trickle"];
+    assert!(
+        trickle["accepted"].as_u64().unwrap_or(0) >= 1
+            && trickle["statuses"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|v| v == 204)),
+        "publisher's trickle ICE: {trickle}"
     );
 
     if scheme == Scheme::HttpsSelfSigned {

@@ -135,6 +135,8 @@ pub fn gateway_config(ns: &Namespace) -> castgate::config::Config {
     let mut config = castgate::config::Config::default();
     config.http.listen = "127.0.0.1:0".parse().expect("loopback addr");
     config.webrtc.interfaces = ns.ips.clone();
+    // One ephemeral shared port per gateway: tests run side by side.
+    config.webrtc.udp_port = 0;
     config.hls.segment_duration_secs = 1.0;
     config
 }

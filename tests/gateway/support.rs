@@ -77,6 +77,8 @@ pub fn test_config() -> Config {
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().expect("loopback addr");
     config.webrtc.interfaces = vec!["127.0.0.1".parse().expect("loopback ip")];
+    // One ephemeral shared port per gateway: tests run side by side.
+    config.webrtc.udp_port = 0;
     config.hls.segment_duration_secs = 1.0;
     config
 }
