@@ -54,17 +54,12 @@ struct OwnSocket {
     remote: Option<SocketAddr>,
 }
 
-/// How a new connection is reached.
-pub enum MediaSockets {
-    /// Sockets of its own, one per media address (port-range or ephemeral mode).
+/// How a new connection is reached, as the HTTP side asks for it.
+pub enum Reach {
+    /// Sockets of its own, one per media address (port-range mode).
     Own(Vec<std::net::UdpSocket>),
-    /// The shared port: its sockets (one per media address) and the router that sends their
-    /// datagrams to connections.
-    Shared {
-        listeners: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
-        router: Arc<Mutex<DatagramRouter>>,
-        key: RouteKey,
-    },
+    /// The shared port's sockets (one per media address), with their addresses.
+    Shared(Vec<(SocketAddr, Arc<std::net::UdpSocket>)>),
 }
 
 /// A connection's place on the shared port; it leaves the router when dropped.
@@ -111,11 +106,14 @@ pub struct Connection {
 
 impl Connection {
     /// Answers `offer` for `session` with a recvonly connection (RFC 9725 §4.2) whose host
-    /// candidates are the `sockets`' addresses; returns it with the answer's SDP.
+    /// candidates are the addresses it is reached on; returns it with the answer's SDP. On the
+    /// shared port it joins `router` as `key`.
     pub fn accept(
         session: Arc<Session>,
         offer: String,
-        sockets: MediaSockets,
+        reach: Reach,
+        router: &Arc<Mutex<DatagramRouter>>,
+        key: RouteKey,
         now: Instant,
     ) -> Result<(Connection, String), IngestError> {
         // A simulcast offer is answered for its highest layer alone (`simulcast_offer`), and
@@ -153,8 +151,8 @@ impl Connection {
         }
         let mut own = Vec::new();
         let mut shared = None;
-        match sockets {
-            MediaSockets::Own(sockets) => {
+        match reach {
+            Reach::Own(sockets) => {
                 for socket in sockets {
                     let local = socket.local_addr().map_err(internal)?;
                     add_host_candidate(&mut pc, local)?;
@@ -165,17 +163,13 @@ impl Connection {
                     });
                 }
             }
-            MediaSockets::Shared {
-                listeners,
-                router,
-                key,
-            } => {
+            Reach::Shared(listeners) => {
                 for (local, _) in &listeners {
                     add_host_candidate(&mut pc, *local)?;
                 }
                 shared = Some(SharedRoute {
                     listeners,
-                    router,
+                    router: router.clone(),
                     key,
                     learned: Vec::new(),
                 });

@@ -31,8 +31,9 @@ use rand::Rng;
 
 use crate::config::Config;
 use crate::hub::{Hub, HubError};
+use connection::Reach;
 use peer::PortPicker;
-use rtc_loop::{Reach, RtcLoops};
+use rtc_loop::RtcLoops;
 use udp_mux::SharedPort;
 
 /// Why a publish was refused or failed. `http` maps these to status codes.
@@ -106,6 +107,17 @@ struct SharedMedia {
     listening: Vec<SocketAddr>,
 }
 
+impl SharedMedia {
+    /// The shared port, taken (`udp_port`; 0 for an ephemeral one) on first use.
+    fn port(&mut self, udp_port: u16) -> Result<&mut SharedPort, MuxError> {
+        let port = match self.port.take() {
+            Some(p) => p,
+            None => SharedPort::bind(&[], udp_port)?,
+        };
+        Ok(self.port.insert(port))
+    }
+}
+
 impl Ingest {
     pub fn new(config: Arc<Config>, hub: Arc<Hub>) -> Ingest {
         Ingest {
@@ -135,13 +147,10 @@ impl Ingest {
         }
         let addresses = self.media_addresses()?;
         let mut media = self.media_port.lock().unwrap_or_else(|e| e.into_inner());
-        let port = match &mut media.port {
-            Some(p) => p,
-            None => media.port.insert(SharedPort::bind(
-                &addresses,
-                self.shared.config.webrtc.udp_port,
-            )?),
-        };
+        let port = media.port(self.shared.config.webrtc.udp_port)?;
+        for ip in &addresses {
+            port.ensure(*ip)?;
+        }
         Ok(Some(port.port()))
     }
 
@@ -153,18 +162,11 @@ impl Ingest {
         loops: &RtcLoops,
     ) -> Result<Vec<(SocketAddr, Arc<std::net::UdpSocket>)>, IngestError> {
         let mut media = self.media_port.lock().unwrap_or_else(|e| e.into_inner());
-        let media = &mut *media;
-        let port = match &mut media.port {
-            Some(p) => p,
-            None => media
-                .port
-                .insert(SharedPort::bind(&[], self.shared.config.webrtc.udp_port)?),
-        };
         let mut listeners = Vec::with_capacity(addresses.len());
         let mut last_error = None;
         for ip in addresses {
-            match port.ensure(*ip) {
-                Ok((local, socket, _)) => {
+            match media.port(self.shared.config.webrtc.udp_port)?.ensure(*ip) {
+                Ok((local, socket)) => {
                     if !media.listening.contains(&local) {
                         loops.listen(local, socket.clone());
                         media.listening.push(local);

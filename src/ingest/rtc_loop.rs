@@ -20,7 +20,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::oneshot;
 
-use super::connection::{Connection, MediaSockets, MAX_DATAGRAM, MAX_SOCKETS};
+use super::connection::{Connection, Reach, MAX_DATAGRAM, MAX_SOCKETS};
 use super::router::{DatagramRouter, RouteKey};
 use super::session::Session;
 use super::IngestError;
@@ -28,13 +28,6 @@ use super::IngestError;
 const WAKER: Token = Token(usize::MAX);
 /// Shared listener `i` on loop 0 has token `LISTENER_BASE - i`.
 const LISTENER_BASE: usize = usize::MAX - 1;
-
-/// How a connection is to be reached, as the HTTP side asks for it.
-pub enum Reach {
-    Own(Vec<UdpSocket>),
-    /// The shared port's sockets, with their addresses.
-    Shared(Vec<(SocketAddr, Arc<UdpSocket>)>),
-}
 
 enum Command {
     Open {
@@ -350,15 +343,18 @@ impl LoopThread {
             }
             return;
         }
-        let found = self
-            .slots
-            .iter_mut()
-            .enumerate()
-            .find(|(_, s)| s.as_ref().is_some_and(|s| s.id == key.id));
-        if let Some((i, Some(s))) = found {
+        if let Some((i, s)) = self.slot_mut(key.id) {
             guarded(&mut s.connection, |c| c.receive(local, peer, data, now));
             touched.push(i);
         }
+    }
+
+    /// The slot index and slot of connection `id`, if it is on this loop.
+    fn slot_mut(&mut self, id: u64) -> Option<(usize, &mut Slot)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, s)| s.as_mut().filter(|s| s.id == id).map(|s| (i, s)))
     }
 
     /// Handles queued commands; false once told to stop (or the sender is gone).
@@ -416,22 +412,17 @@ impl LoopThread {
                     candidates,
                     reply,
                 }) => {
-                    let found = self
-                        .slots
-                        .iter_mut()
-                        .enumerate()
-                        .find(|(_, s)| s.as_ref().is_some_and(|s| s.id == id));
-                    let added = match found {
-                        Some((i, Some(s))) => {
+                    let added = match self.slot_mut(id) {
+                        Some((i, s)) => {
                             touched.push(i);
                             s.connection.add_remote_candidates(candidates)
                         }
-                        _ => Err(IngestError::NoSession),
+                        None => Err(IngestError::NoSession),
                     };
                     let _ = reply.send(added);
                 }
                 Ok(Command::Close(id)) => {
-                    if let Some(s) = self.slots.iter_mut().flatten().find(|s| s.id == id) {
+                    if let Some((_, s)) = self.slot_mut(id) {
                         s.connection.close();
                     }
                     self.drop_ended();
@@ -450,23 +441,17 @@ impl LoopThread {
         reach: Reach,
         now: Instant,
     ) -> Result<String, IngestError> {
-        let sockets = match reach {
-            Reach::Own(sockets) if sockets.len() > MAX_SOCKETS => {
-                return Err(IngestError::Internal(format!(
-                    "at most {MAX_SOCKETS} media interfaces"
-                )));
-            }
-            Reach::Own(sockets) => MediaSockets::Own(sockets),
-            Reach::Shared(listeners) => MediaSockets::Shared {
-                listeners,
-                router: self.router.clone(),
-                key: RouteKey {
-                    loop_index: self.index,
-                    id,
-                },
-            },
+        if matches!(&reach, Reach::Own(sockets) if sockets.len() > MAX_SOCKETS) {
+            return Err(IngestError::Internal(format!(
+                "at most {MAX_SOCKETS} media interfaces"
+            )));
+        }
+        let key = RouteKey {
+            loop_index: self.index,
+            id,
         };
-        let (mut connection, sdp) = Connection::accept(session, offer, sockets, now)?;
+        let (mut connection, sdp) =
+            Connection::accept(session, offer, reach, &self.router, key, now)?;
         let index = self
             .slots
             .iter()

@@ -63,10 +63,10 @@ impl SharedPort {
     }
 
     /// The shared socket on `ip` with its address, bound now if this address is new (an
-    /// interface that came up after the start); `true` when it is new.
-    pub fn ensure(&mut self, ip: IpAddr) -> Result<(SocketAddr, Arc<UdpSocket>, bool), MuxError> {
+    /// interface that came up after the start).
+    pub fn ensure(&mut self, ip: IpAddr) -> Result<(SocketAddr, Arc<UdpSocket>), MuxError> {
         if let Some((a, s)) = self.sockets.iter().find(|(a, _)| a.ip() == ip) {
-            return Ok((*a, s.clone(), false));
+            return Ok((*a, s.clone()));
         }
         let addr = SocketAddr::new(ip, self.port);
         let socket = reuse_port_socket(addr)
@@ -90,7 +90,7 @@ impl SharedPort {
         self.port = local.port();
         let socket = Arc::new(socket);
         self.sockets.push((local, socket.clone()));
-        Ok((local, socket, true))
+        Ok((local, socket))
     }
 
     /// Every shared socket with its address.
