@@ -11,12 +11,20 @@ const page = (window.castgate = {
   resource: null,
   // Trickle ICE PATCHes sent and what the gateway answered (for the browser tests).
   trickle: { sent: 0, accepted: 0, statuses: [] },
+  // ICE restarts (RFC 9725 §4.3.2): the gateway's answer to each, or the error.
+  restarts: [],
+  // Restarts ICE now (the page does it by itself when the connection fails); resolves to the
+  // gateway's status, or an error text.
+  restartIce: () => restartIce(),
 });
 
 let media = null; // the MediaStream being previewed (and sent when live)
 let pc = null; // the RTCPeerConnection while live
 let resource = null; // the WHIP session URL to DELETE
 let statsTimer = null;
+let trickle = null; // the trickler of the live connection
+let etag = null; // the WHIP session's entity-tag, for If-Match
+let restarting = null; // the ICE restart in progress (a promise)
 let lastBytes = null; // { bytes, at } for the sent bitrate
 
 function setState(state, label, pillClass) {
@@ -169,6 +177,15 @@ function trickler(pc) {
       target = { url, etag };
       flush();
     },
+    // During an ICE restart: the new generation's candidates wait for the new ETag (sent
+    // before the restart, they would look like one to the gateway).
+    pause() {
+      target = null;
+    },
+    // Resolves once the PATCHes in flight are done.
+    async idle() {
+      while (busy) await new Promise((resolve) => setTimeout(resolve, 20));
+    },
   };
 }
 
@@ -191,6 +208,72 @@ function sdpFragment(sdp, candidates) {
     if (ended && section === sections[0]) frag += 'a=end-of-candidates\r\n';
   }
   return frag;
+}
+
+// ---- ICE restart (RFC 9725 §4.3.2) -----------------------------------------------------------
+
+// A new offer with fresh ICE credentials goes to the gateway as a PATCH; its 200 carries the
+// gateway's new credentials and candidates, which replace the old ones in the answer. Media
+// goes on over DTLS and SRTP as before; the new candidates follow by trickle.
+function restartIce() {
+  if (!restarting) {
+    restarting = doRestartIce().finally(() => {
+      restarting = null;
+    });
+  }
+  return restarting;
+}
+
+async function doRestartIce() {
+  if (!pc || !resource || !etag) return 'not live';
+  const target = resource;
+  trickle.pause();
+  await trickle.idle();
+  let outcome;
+  try {
+    await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+    const headers = { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': etag };
+    if ($('token').value) headers.Authorization = `Bearer ${$('token').value}`;
+    const body = sdpFragment(pc.localDescription.sdp, []);
+    const response = await fetch(target, { method: 'PATCH', headers, body });
+    const text = await response.text();
+    outcome = response.status;
+    if (response.status === 200 && pc) {
+      etag = response.headers.get('ETag') || etag;
+      const answer = restartedAnswer(pc.remoteDescription.sdp, text);
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    } else if (pc) {
+      await pc.setLocalDescription({ type: 'rollback' });
+    }
+  } catch (e) {
+    outcome = String(e);
+  }
+  page.restarts.push(outcome);
+  if (pc && resource === target) trickle.start(target, etag);
+  return outcome;
+}
+
+// `sdp` (the gateway's last answer) with the credentials and candidates of `frag` (its 200).
+function restartedAnswer(sdp, frag) {
+  const lines = frag.split(/\r?\n/);
+  const value = (prefix) => (lines.find((l) => l.startsWith(prefix)) || '').slice(prefix.length);
+  const candidates = lines.filter((l) => l.startsWith('a=candidate:'));
+  const ufrag = value('a=ice-ufrag:');
+  const pwd = value('a=ice-pwd:');
+  const out = [];
+  let firstSection = true;
+  for (const line of sdp.split(/\r?\n/)) {
+    if (line === '' || line.startsWith('a=candidate:') || line === 'a=end-of-candidates') continue;
+    if (line.startsWith('a=ice-ufrag:')) out.push(`a=ice-ufrag:${ufrag}`);
+    else if (line.startsWith('a=ice-pwd:')) out.push(`a=ice-pwd:${pwd}`);
+    else out.push(line);
+    // With BUNDLE the first section carries the candidates.
+    if (firstSection && line.startsWith('a=mid:')) {
+      out.push(...candidates, 'a=end-of-candidates');
+      firstSection = false;
+    }
+  }
+  return `${out.join('\r\n')}\r\n`;
 }
 
 // ---- WHIP -----------------------------------------------------------------------------------
@@ -227,7 +310,7 @@ async function goLive() {
   setState('connecting', 'Connecting…', 'warn');
   try {
     if (!media) await startPreview();
-    pc = new RTCPeerConnection({ iceServers: [] });
+    pc = page.pc = new RTCPeerConnection({ iceServers: [] });
     let video = null;
     for (const track of media.getTracks()) {
       const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
@@ -235,8 +318,9 @@ async function goLive() {
     }
     if (video) preferH264(video);
     pc.addEventListener('connectionstatechange', onConnectionState);
-    const trickle = trickler(pc);
+    trickle = trickler(pc);
     page.trickle = { sent: 0, accepted: 0, statuses: [] };
+    page.restarts = [];
 
     await pc.setLocalDescription(await pc.createOffer());
 
@@ -253,7 +337,8 @@ async function goLive() {
     if (response.status !== 201) throw new Error(gatewayErrorText(response.status, body, name));
     resource = page.resource = new URL(response.headers.get('Location') || endpoint, endpoint).href;
     await pc.setRemoteDescription({ type: 'answer', sdp: body });
-    trickle.start(resource, response.headers.get('ETag'));
+    etag = response.headers.get('ETag');
+    trickle.start(resource, etag);
     await applyBitrate(video);
     statsTimer = setInterval(updateStats, 1000);
   } catch (e) {
@@ -280,6 +365,10 @@ function onConnectionState() {
   $('stat-connection').textContent = pc.connectionState;
   if (pc.connectionState === 'connected') {
     setState('live', 'Live', 'live');
+  } else if (pc.connectionState === 'failed' && page.restarts.length < 3) {
+    // The network changed or blipped: a new ICE session keeps the same broadcast.
+    setState('connecting', 'Reconnecting…', 'warn');
+    restartIce();
   } else if (pc.connectionState === 'failed') {
     stop().then(() => {
       showError('The connection to the gateway was lost (no media path: a firewall may block UDP).');
@@ -314,8 +403,10 @@ async function stop() {
   resource = page.resource = null;
   if (pc) {
     pc.close();
-    pc = null;
+    pc = page.pc = null;
   }
+  trickle = null;
+  etag = null;
   if (closing) {
     try {
       await fetch(closing, { method: 'DELETE' });

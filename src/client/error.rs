@@ -36,6 +36,8 @@ pub enum ClientError {
     MissingLocation,
     #[error("WebRTC error: {0}")]
     WebRtc(#[from] webrtc::error::Error),
+    #[error("ICE restart refused: {0}")]
+    Restart(String),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
     #[error("peer connection ended: {0}")]

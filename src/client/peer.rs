@@ -37,20 +37,27 @@ const OPUS_PAYLOAD_TYPE: u8 = 111;
 
 /// Peer connection events, turned into watchable state.
 pub(super) struct Events {
-    pub(super) gathered: watch::Sender<bool>,
+    /// How many times candidate gathering has completed (once, then once per ICE restart).
+    pub(super) gathered: watch::Sender<u32>,
     pub(super) state: watch::Sender<RTCPeerConnectionState>,
+    /// How many times the connection has become connected (again after an ICE restart).
+    pub(super) connects: Arc<std::sync::atomic::AtomicU32>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Events {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
-            self.gathered.send_replace(true);
+            self.gathered.send_modify(|n| *n += 1);
         }
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(%state, "whip client: peer connection state");
+        if state == RTCPeerConnectionState::Connected {
+            self.connects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.state.send_replace(state);
     }
 }
@@ -70,6 +77,7 @@ pub(super) async fn build_peer_connection(
     stereo: bool,
     simulcast: bool,
     loss: Option<Loss>,
+    move_on_ice_restart: bool,
     events: Events,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     let mut media_engine = MediaEngine::default();
@@ -128,8 +136,11 @@ pub(super) async fn build_peer_connection(
         .with_bundle_policy(RTCBundlePolicy::MaxBundle)
         .build();
     // mDNS off: candidates carry plain IPs, and no multicast socket is needed.
+    // With `move_on_ice_restart`, an ICE restart binds new sockets (new ports), as a publisher
+    // whose network changed would have new addresses.
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_discard_local_candidates_during_ice_restart(move_on_ice_restart)
         .build();
 
     let pc = PeerConnectionBuilder::new()

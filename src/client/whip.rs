@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
 use reqwest::{StatusCode, Url};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,6 +21,8 @@ use super::peer::{
 };
 use super::simulcast::{accepted_layers, video_mid, LayerOut, SimulcastOut};
 use super::source::MediaSource;
+use crate::ingest::ice_restart::{fragment_of, restarted};
+use crate::ingest::sdpfrag::SdpFrag;
 
 /// How a publisher behaves. `Default` binds ICE to loopback only: a caller that wants to reach
 /// another host must say which local address to use.
@@ -54,6 +56,10 @@ pub struct PublishOptions {
     /// did not accept, as a faulty sender would, for tests of the receiver's filter. A
     /// well-behaved sender (the default) sends only the accepted ones.
     pub send_unaccepted_layers: bool,
+    /// On [`PublishSession::restart_ice`], gather on new sockets (new local ports), as a
+    /// publisher that moved to another network would; otherwise the same sockets are kept and
+    /// only the ICE credentials change.
+    pub move_on_ice_restart: bool,
 }
 
 impl Default for PublishOptions {
@@ -69,6 +75,7 @@ impl Default for PublishOptions {
             drop_video_packets: None,
             resend_delay: Duration::ZERO,
             send_unaccepted_layers: false,
+            move_on_ice_restart: false,
         }
     }
 }
@@ -82,6 +89,11 @@ pub struct PublishSession {
     location: Url,
     offer_sdp: String,
     answer_sdp: String,
+    /// The session resource's entity-tag (RFC 9725 §4.3.1), for `If-Match` on a PATCH.
+    etag: Option<String>,
+    gathered: watch::Receiver<u32>,
+    gather_timeout: Duration,
+    connects: Arc<std::sync::atomic::AtomicU32>,
     counters: Arc<Counters>,
     state: watch::Receiver<RTCPeerConnectionState>,
     task: Option<JoinHandle<Result<SendStats, ClientError>>>,
@@ -110,9 +122,10 @@ pub async fn publish(
     }
     let http = opts.http.clone().unwrap_or_default();
 
-    let (gathered_tx, mut gathered_rx) = watch::channel(false);
+    let (gathered_tx, mut gathered_rx) = watch::channel(0u32);
     let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
     let counters = Arc::new(Counters::default());
+    let connects = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let simulcast = !source.layers().is_empty();
     let loss = opts.drop_video_packets.map(|every| Loss {
         every,
@@ -125,9 +138,11 @@ pub async fn publish(
         source.audio_stereo(),
         simulcast,
         loss,
+        opts.move_on_ice_restart,
         Events {
             gathered: gathered_tx,
             state: state_tx,
+            connects: Arc::clone(&connects),
         },
     )
     .await?;
@@ -170,6 +185,10 @@ pub async fn publish(
         location: negotiated.location,
         offer_sdp: negotiated.offer_sdp,
         answer_sdp: negotiated.answer_sdp,
+        etag: negotiated.etag,
+        gathered: gathered_rx,
+        gather_timeout: opts.gather_timeout,
+        connects,
         counters,
         state: state_rx,
         task: Some(task),
@@ -181,6 +200,7 @@ pub async fn publish(
 /// The outcome of the offer/answer exchange.
 struct Negotiated {
     location: Url,
+    etag: Option<String>,
     offer_sdp: String,
     answer_sdp: String,
     video: Option<Outgoing>,
@@ -194,7 +214,7 @@ async fn negotiate(
     bearer: Option<&str>,
     source: &MediaSource,
     opts: &PublishOptions,
-    gathered: &mut watch::Receiver<bool>,
+    gathered: &mut watch::Receiver<u32>,
 ) -> Result<Negotiated, ClientError> {
     let rids: Vec<&str> = source.layers().iter().map(|l| l.rid.as_str()).collect();
     let video = match source.video().is_empty() {
@@ -217,7 +237,7 @@ async fn negotiate(
     let offer = pc.create_offer(None).await?;
     pc.set_local_description(offer).await?;
     // Non-trickle: the offer carries every candidate (RFC 9725 §4.3.1 allows either).
-    tokio::time::timeout(opts.gather_timeout, gathered.wait_for(|done| *done))
+    tokio::time::timeout(opts.gather_timeout, gathered.wait_for(|done| *done > 0))
         .await
         .map_err(|_| ClientError::Timeout("ICE gathering"))?
         .map_err(|_| ClientError::ConnectionLost("peer connection dropped".into()))?;
@@ -226,28 +246,16 @@ async fn negotiate(
         .await
         .ok_or_else(|| ClientError::ConnectionLost("no local description".into()))?;
 
-    let mut request = http
+    let request = http
         .post(endpoint.clone())
         .header(CONTENT_TYPE, "application/sdp")
         .timeout(opts.request_timeout)
         .body(offer.sdp.clone());
-    if let Some(token) = bearer {
-        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let location = response
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = response.text().await?;
-    if status != StatusCode::CREATED {
-        return Err(ClientError::Status {
-            status: status.as_u16(),
-            body: body.chars().take(512).collect(),
-        });
-    }
+    let WhipReply {
+        location,
+        etag,
+        body,
+    } = exchange(request, bearer, StatusCode::CREATED).await?;
     // Location may be relative to the endpoint (RFC 9725 §4.2, RFC 9110 §10.2.2).
     let location = location
         .and_then(|l| endpoint.join(&l).ok())
@@ -269,6 +277,7 @@ async fn negotiate(
     }
     Ok(Negotiated {
         location,
+        etag,
         offer_sdp: offer.sdp,
         answer_sdp: body,
         video,
@@ -311,6 +320,47 @@ async fn layers_to_send(
     Ok(SimulcastOut { mid, layers })
 }
 
+/// What a WHIP request got back.
+struct WhipReply {
+    location: Option<String>,
+    etag: Option<String>,
+    body: String,
+}
+
+/// Sends `request` (with the bearer token, if any) and reads its reply; any status other than
+/// `want` is an error carrying the start of the body.
+async fn exchange(
+    mut request: reqwest::RequestBuilder,
+    bearer: Option<&str>,
+    want: StatusCode,
+) -> Result<WhipReply, ClientError> {
+    if let Some(token) = bearer {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (location, etag) = (header(LOCATION), header(ETAG));
+    let body = response.text().await?;
+    if status != want {
+        return Err(ClientError::Status {
+            status: status.as_u16(),
+            body: body.chars().take(512).collect(),
+        });
+    }
+    Ok(WhipReply {
+        location,
+        etag,
+        body,
+    })
+}
+
 /// DELETE on the session resource (RFC 9725 §4.2); any 2xx is success.
 async fn delete_session(
     http: &reqwest::Client,
@@ -350,9 +400,63 @@ impl PublishSession {
         &self.answer_sdp
     }
 
+    /// The session resource's current entity-tag, if the server gave one.
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
+    /// Restarts ICE while media keeps flowing (RFC 9725 §4.3.2): a new offer with fresh
+    /// credentials (and candidates, on new ports with [`PublishOptions::move_on_ice_restart`])
+    /// goes to the server as a PATCH fragment; the server's 200 fragment, with its new
+    /// credentials and candidates, becomes the new answer. Returns the server's fragment.
+    pub async fn restart_ice(&mut self) -> Result<String, ClientError> {
+        let before = *self.gathered.borrow();
+        self.pc.restart_ice().await?;
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        tokio::time::timeout(
+            self.gather_timeout,
+            self.gathered.wait_for(|done| *done > before),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout("ICE gathering after a restart"))?
+        .map_err(|_| ClientError::ConnectionLost("peer connection dropped".into()))?;
+        let offer = self
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| ClientError::ConnectionLost("no local description".into()))?;
+        let request = self
+            .http
+            .patch(self.location.clone())
+            .header(CONTENT_TYPE, "application/trickle-ice-sdpfrag")
+            .header(IF_MATCH, self.etag.as_deref().unwrap_or("*"))
+            .timeout(self.request_timeout)
+            .body(fragment_of(&offer.sdp));
+        let WhipReply { etag, body, .. } =
+            exchange(request, self.bearer.as_deref(), StatusCode::OK).await?;
+        let frag = SdpFrag::parse(&body).map_err(|e| ClientError::Restart(e.to_string()))?;
+        let answer = restarted(&self.answer_sdp, &frag).ok_or_else(|| {
+            ClientError::Restart("the server's fragment has no ICE credentials".into())
+        })?;
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(answer.clone())?)
+            .await?;
+        self.offer_sdp = offer.sdp;
+        self.answer_sdp = answer;
+        self.etag = etag.or(self.etag.take());
+        Ok(body)
+    }
+
     /// Counts of what has been sent so far.
     pub fn stats(&self) -> SendStats {
         self.counters.snapshot()
+    }
+
+    /// How many times ICE and DTLS have come up: 1 after connecting, one more after each ICE
+    /// restart whose new checks succeeded.
+    pub fn times_connected(&self) -> u32 {
+        self.connects.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn connection_state(&self) -> RTCPeerConnectionState {

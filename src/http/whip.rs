@@ -67,8 +67,9 @@ pub async fn delete(
 /// `PATCH` on a session (RFC 9725 §4.3): a trickle-ice-sdpfrag with more of the publisher's
 /// candidates is added to its connection (204). Checked in this order, and nothing changes
 /// unless every check passes: the session exists (404), the body is a trickle fragment (415)
-/// that parses (400), `If-Match` names the session (428 without, 412 stale). An ICE restart
-/// (a new ufrag) is answered 422: castgate takes trickle only.
+/// that parses (400), `If-Match` names the session (428 without, 412 stale). A fragment with
+/// new credentials is an ICE restart (§4.3.2): answered 200 with our new credentials and
+/// candidates, and a new ETag.
 pub async fn patch(
     State(state): State<AppState>,
     Path((name, session)): Path<(String, String)>,
@@ -90,8 +91,9 @@ pub async fn patch(
         .map_err(|_| ApiError::bad_request("malformed SDP fragment: not UTF-8"))?;
     let frag = SdpFrag::parse(body)
         .map_err(|e| ApiError::bad_request(format!("malformed SDP fragment: {e}")))?;
+    let _serialized = session.patch_guard().await;
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
-    match check_if_match(if_match, session.etag()) {
+    match check_if_match(if_match, &session.etag()) {
         Ok(()) => {}
         Err(Precondition::Required) => {
             return Err(ApiError::new(
@@ -106,11 +108,17 @@ pub async fn patch(
             ))
         }
     }
-    if PatchKind::of(&frag, session.remote_ufrag()) == PatchKind::Restart {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "ICE restart is not supported yet; trickle ICE is (PATCH with the offer's ufrag)",
-        ));
+    if PatchKind::of(&frag, &session.remote_ufrag()) == PatchKind::Restart {
+        let restarted = state.ingest.restart_ice(&session, frag).await?;
+        return Ok((
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(TRICKLE_FRAG)),
+                (header::ETAG, header_value(&restarted.etag)?),
+            ],
+            restarted.fragment,
+        )
+            .into_response());
     }
     state.ingest.trickle(&session, &frag).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -25,9 +25,11 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverDirection};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::ice_restart;
 use super::layer_tap::LayerTap;
 use super::peer::{self, internal};
 use super::router::{self, DatagramRouter, Path, RouteKey};
+use super::sdpfrag::SdpFrag;
 use super::session::Session;
 use super::track::TrackPipeline;
 use super::{simulcast_offer, IngestError};
@@ -273,6 +275,49 @@ impl Connection {
         Ok(())
     }
 
+    /// An ICE restart the publisher asked for (WHIP PATCH with new credentials, already parsed
+    /// and checked): its old offer with the new credentials and candidates is applied as a new
+    /// offer, which restarts ICE on our side too (new local credentials, the same candidates,
+    /// DTLS and SRTP kept), and the new answer is returned. On the shared port the router now
+    /// knows the connection by its new ufrag (checks with the old one no longer reach it).
+    pub fn restart_ice(&mut self, frag: &SdpFrag, now: Instant) -> Result<String, IngestError> {
+        let previous = self
+            .pc
+            .remote_description()
+            .ok_or_else(|| IngestError::Internal("no remote description".into()))?
+            .sdp
+            .clone();
+        let offer = ice_restart::restarted(&previous, frag).ok_or_else(|| {
+            IngestError::BadFragment("an ICE restart needs ice-ufrag and ice-pwd".into())
+        })?;
+        let offer = RTCSessionDescription::offer(offer)
+            .map_err(|e| IngestError::BadFragment(e.to_string()))?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| IngestError::BadFragment(format!("cannot restart ICE with it: {e}")))?;
+        let answer = self.pc.create_answer(None).map_err(internal)?;
+        self.pc
+            .set_local_description(now, answer)
+            .map_err(internal)?;
+        let sdp = self
+            .pc
+            .local_description()
+            .ok_or_else(|| IngestError::Internal("no local description".into()))?
+            .sdp;
+        if let Some(route) = &self.shared {
+            let ufrag = super::sdpfrag::ice_ufrag(&sdp)
+                .ok_or_else(|| IngestError::Internal("the answer has no ICE ufrag".into()))?;
+            if !route.router().set_ufrag(route.key, ufrag) {
+                return Err(IngestError::Internal("ICE ufrag already in use".into()));
+            }
+        }
+        tracing::info!(
+            stream = self.session.stream().name(),
+            "ICE restarted by the publisher"
+        );
+        Ok(sdp)
+    }
+
     /// Feeds one datagram that reached `local` from `peer_addr` (read here, or routed from the
     /// shared port).
     pub fn receive(&mut self, local: SocketAddr, peer_addr: SocketAddr, data: &[u8], now: Instant) {
@@ -373,6 +418,15 @@ impl Connection {
         while let Some(event) = self.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    // A renegotiation (an ICE restart) opens the same tracks again: their
+                    // pipelines go on, or the frames until the next keyframe would be lost.
+                    if self.tracks.iter().any(|t| {
+                        t.id == init.track_id
+                            && t.receiver == init.receiver_id
+                            && t.pipeline.ssrc() == init.ssrc
+                    }) {
+                        continue;
+                    }
                     let Some(receiver) = self.pc.rtp_receiver(init.receiver_id) else {
                         continue;
                     };
@@ -485,14 +539,26 @@ impl Connection {
         let Some(route) = self.shared.as_mut() else {
             return;
         };
-        if route.learned.contains(&path) || self.sockets.len() >= MAX_SOCKETS {
+        if route.learned.contains(&path) {
             return;
         }
         let key = route.key;
         if !route.router().add_path(key, path) {
             return;
         }
+        // The router keeps the latest MAX_PATHS paths; so does this list.
+        if route.learned.len() >= router::MAX_PATHS {
+            route.learned.remove(0);
+        }
         route.learned.push(path);
+        let has_socket = self
+            .sockets
+            .iter()
+            .any(|s| s.local == path.0 && s.remote == Some(path.1));
+        if has_socket || self.sockets.len() >= MAX_SOCKETS {
+            // The shared socket and the router carry it, one hop slower.
+            return;
+        }
         match super::udp_mux::connected_socket(path.0, path.1) {
             Ok(socket) => {
                 tracing::debug!(local = %path.0, remote = %path.1, "publisher address verified");

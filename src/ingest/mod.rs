@@ -4,6 +4,7 @@
 //! the only module that receives WebRTC.
 
 mod connection;
+pub mod ice_restart;
 mod interfaces;
 mod layer_tap;
 mod nat;
@@ -70,6 +71,14 @@ pub enum IngestError {
 pub struct Answer {
     pub sdp: String,
     pub session_id: String,
+    pub etag: String,
+}
+
+/// An ICE restart that was applied.
+#[derive(Debug)]
+pub struct Restarted {
+    /// Our new credentials and candidates (`application/trickle-ice-sdpfrag`).
+    pub fragment: String,
     pub etag: String,
 }
 
@@ -262,7 +271,7 @@ impl Ingest {
                 Ok(Answer {
                     sdp,
                     session_id: session.id().to_string(),
-                    etag: session.etag().to_string(),
+                    etag: session.etag(),
                 })
             }
             Err(e) => {
@@ -339,6 +348,23 @@ impl Ingest {
             return Ok(());
         }
         session.add_remote_candidates(candidates).await
+    }
+
+    /// Restarts ICE on `session` with the publisher's new credentials and candidates in `frag`
+    /// (a PATCH already parsed and checked, RFC 9725 §4.3.2). Returns the 200's fragment (our
+    /// new credentials and candidates) and the session's new entity-tag.
+    pub async fn restart_ice(
+        &self,
+        session: &Session,
+        frag: sdpfrag::SdpFrag,
+    ) -> Result<Restarted, IngestError> {
+        let etag = format!("\"{}\"", random_hex(8));
+        let answer = session.restart_ice(frag, etag.clone()).await?;
+        let answer = nat::advertise_public_ips(&answer, &self.shared.config.webrtc.public_ips);
+        Ok(Restarted {
+            fragment: ice_restart::fragment_of(&answer),
+            etag,
+        })
     }
 
     /// The session `session_id` of `stream_name`, if it is open.

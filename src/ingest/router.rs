@@ -68,9 +68,28 @@ impl DatagramRouter {
         true
     }
 
+    /// The connection restarted ICE with local ufrag `ufrag`: checks naming it reach the
+    /// connection, checks naming its old one no longer do. False (nothing changes) if another
+    /// connection has `ufrag` or `key` is unknown.
+    pub fn set_ufrag(&mut self, key: RouteKey, ufrag: &str) -> bool {
+        if ufrag.is_empty() || self.by_ufrag.get(ufrag).is_some_and(|k| *k != key) {
+            return false;
+        }
+        let Some(routes) = self.of_key.get_mut(&key) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut routes.ufrag, ufrag.to_string());
+        if self.by_ufrag.get(&old) == Some(&key) {
+            self.by_ufrag.remove(&old);
+        }
+        self.by_ufrag.insert(ufrag.to_string(), key);
+        true
+    }
+
     /// `path` is verified for `key`: later datagrams on it go there. A path already verified
-    /// for another connection moves (a publisher's NAT binding was reused). False when the
-    /// connection has its share of paths already.
+    /// for another connection moves (a publisher's NAT binding was reused). A connection keeps
+    /// its latest `MAX_PATHS` paths: a new one beyond them replaces its oldest. False only for
+    /// an unknown connection.
     pub fn add_path(&mut self, key: RouteKey, path: Path) -> bool {
         let Some(routes) = self.of_key.get(&key) else {
             return false;
@@ -79,7 +98,13 @@ impl DatagramRouter {
             return true;
         }
         if routes.paths.len() >= MAX_PATHS {
-            return false;
+            // A publisher that moved often (ICE restarts): its oldest path goes.
+            if let Some(r) = self.of_key.get_mut(&key) {
+                let oldest = r.paths.remove(0);
+                if self.by_path.get(&oldest) == Some(&key) {
+                    self.by_path.remove(&oldest);
+                }
+            }
         }
         if let Some(previous) = self.by_path.insert(path, key) {
             if let Some(r) = self.of_key.get_mut(&previous) {
@@ -283,6 +308,37 @@ mod tests {
     }
 
     #[test]
+    fn an_ice_restart_moves_a_connection_to_its_new_ufrag() {
+        let mut r = router();
+        let from = (addr(LOCAL), addr("192.0.2.7:50000"));
+        assert!(r.set_ufrag(A, "aaa2"));
+        assert_eq!(r.route(from, &binding_request("aaa2:new1")), Ok(A));
+        assert_eq!(
+            r.route(from, &binding_request("aaaa:old1")),
+            Err(Unrouted::UnknownUfrag)
+        );
+        // Another connection's ufrag, an unknown connection, or none: nothing changes.
+        assert!(!r.set_ufrag(A, "bbbb"));
+        assert!(!r.set_ufrag(
+            RouteKey {
+                loop_index: 9,
+                id: 9
+            },
+            "cccc"
+        ));
+        assert!(!r.set_ufrag(A, ""));
+        assert_eq!(r.route(from, &binding_request("aaa2:new1")), Ok(A));
+        assert_eq!(r.route(from, &binding_request("bbbb:x")), Ok(B));
+        // Its new ufrag goes with it when it ends.
+        r.remove_connection(A);
+        assert_eq!(
+            r.route(from, &binding_request("aaa2:new1")),
+            Err(Unrouted::UnknownUfrag)
+        );
+        assert!(r.add_connection(A, "aaaa"));
+    }
+
+    #[test]
     fn checks_go_by_the_ufrag_they_name() {
         let r = router();
         let from = (addr(LOCAL), addr("192.0.2.7:50000"));
@@ -351,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_ufrags_and_path_floods_are_refused() {
+    fn duplicate_ufrags_are_refused_and_path_floods_bounded() {
         let mut r = router();
         assert!(!r.add_connection(
             RouteKey {
@@ -376,7 +432,21 @@ mod tests {
                 )
             ));
         }
-        assert!(!r.add_path(A, (addr(LOCAL), addr("192.0.2.1:9999"))));
+        // One more replaces the oldest: the flood cannot grow the tables.
+        let from = |port: u16| {
+            (
+                addr(LOCAL),
+                SocketAddr::new("192.0.2.1".parse().unwrap(), port),
+            )
+        };
+        assert!(r.add_path(A, from(9999)));
+        assert_eq!(r.route(from(9999), b"\x80srtp"), Ok(A));
+        assert_eq!(
+            r.route(from(1000), b"\x80srtp"),
+            Err(Unrouted::UnknownAddress)
+        );
+        assert_eq!(r.route(from(1001), b"\x80srtp"), Ok(A));
+        assert_eq!(r.by_path.len(), MAX_PATHS);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::connection::{Connection, Reach, MAX_DATAGRAM, MAX_SOCKETS};
 use super::router::{DatagramRouter, RouteKey};
+use super::sdpfrag::SdpFrag;
 use super::session::Session;
 use super::IngestError;
 
@@ -43,6 +44,12 @@ enum Command {
         id: u64,
         candidates: Vec<RTCIceCandidateInit>,
         reply: oneshot::Sender<Result<(), IngestError>>,
+    },
+    /// An ICE restart asked by the publisher (WHIP PATCH with new credentials).
+    RestartIce {
+        id: u64,
+        frag: SdpFrag,
+        reply: oneshot::Sender<Result<String, IngestError>>,
     },
     /// A shared socket to read (loop 0 only).
     Listen(SocketAddr, Arc<UdpSocket>),
@@ -102,12 +109,31 @@ impl ConnectionHandle {
         &self,
         candidates: Vec<RTCIceCandidateInit>,
     ) -> Result<(), IngestError> {
-        let (reply, done) = oneshot::channel();
-        self.owner.send(Command::AddCandidates {
-            id: self.id,
+        let id = self.id;
+        self.ask(|reply| Command::AddCandidates {
+            id,
             candidates,
             reply,
-        });
+        })
+        .await
+    }
+
+    /// Restarts the connection's ICE with the publisher's new credentials and candidates in
+    /// `frag`; returns the new answer SDP.
+    pub async fn restart_ice(&self, frag: SdpFrag) -> Result<String, IngestError> {
+        let id = self.id;
+        self.ask(|reply| Command::RestartIce { id, frag, reply })
+            .await
+    }
+
+    /// Sends the command `make` builds around a reply channel, and waits for the reply (the
+    /// connection is gone if its loop drops the channel).
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, IngestError>>) -> Command,
+    ) -> Result<T, IngestError> {
+        let (reply, done) = oneshot::channel();
+        self.owner.send(make(reply));
         done.await.map_err(|_| IngestError::NoSession)?
     }
 }
@@ -420,6 +446,22 @@ impl LoopThread {
                         None => Err(IngestError::NoSession),
                     };
                     let _ = reply.send(added);
+                }
+                Ok(Command::RestartIce { id, frag, reply }) => {
+                    let restarted = match self.slot_mut(id) {
+                        Some((i, s)) => {
+                            touched.push(i);
+                            let mut outcome = None;
+                            guarded(&mut s.connection, |c| {
+                                outcome = Some(c.restart_ice(&frag, now));
+                            });
+                            outcome.unwrap_or_else(|| {
+                                Err(IngestError::Internal("the ICE restart failed".into()))
+                            })
+                        }
+                        None => Err(IngestError::NoSession),
+                    };
+                    let _ = reply.send(restarted);
                 }
                 Ok(Command::Close(id)) => {
                     if let Some((_, s)) = self.slot_mut(id) {

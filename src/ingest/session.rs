@@ -3,7 +3,7 @@
 //! too long), which releases everything once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -11,15 +11,18 @@ use tokio::sync::watch;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 
 use super::rtc_loop::ConnectionHandle;
+use super::sdpfrag::SdpFrag;
 use super::{IngestError, Shared};
 use crate::config::Config;
 use crate::hub::Stream;
 
 pub struct Session {
     id: String,
-    etag: String,
-    /// The publisher's ICE ufrag, from its offer: a PATCH naming another asks for a restart.
-    remote_ufrag: String,
+    /// The resource's entity-tag and the publisher's ICE ufrag: both change with an ICE restart.
+    ice: Mutex<IceState>,
+    /// Held while a PATCH is checked and applied, so that two PATCHes cannot both pass one
+    /// `If-Match` and restart twice.
+    patches: tokio::sync::Mutex<()>,
     stream: Arc<Stream>,
     shared: Arc<Shared>,
     connection: OnceLock<ConnectionHandle>,
@@ -28,6 +31,11 @@ pub struct Session {
     last_media_ms: AtomicU64,
     closed: AtomicBool,
     closed_tx: watch::Sender<bool>,
+}
+
+struct IceState {
+    etag: String,
+    remote_ufrag: String,
 }
 
 impl Session {
@@ -40,8 +48,8 @@ impl Session {
     ) -> Self {
         Session {
             id,
-            etag,
-            remote_ufrag,
+            ice: Mutex::new(IceState { etag, remote_ufrag }),
+            patches: tokio::sync::Mutex::new(()),
             stream,
             shared,
             connection: OnceLock::new(),
@@ -56,12 +64,46 @@ impl Session {
         &self.id
     }
 
-    pub fn etag(&self) -> &str {
-        &self.etag
+    /// The strong entity-tag of the session resource (RFC 9725 §4.3.1), quoted.
+    pub fn etag(&self) -> String {
+        self.ice_state().etag.clone()
     }
 
-    pub fn remote_ufrag(&self) -> &str {
-        &self.remote_ufrag
+    /// The publisher's current ICE ufrag: a PATCH naming another asks for a restart.
+    pub fn remote_ufrag(&self) -> String {
+        self.ice_state().remote_ufrag.clone()
+    }
+
+    fn ice_state(&self) -> std::sync::MutexGuard<'_, IceState> {
+        self.ice.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serializes PATCHes on this session: hold the guard from the `If-Match` check until the
+    /// PATCH is applied.
+    pub async fn patch_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.patches.lock().await
+    }
+
+    /// Restarts the connection's ICE with the publisher's new credentials (`frag`, checked
+    /// already); on success the session has the new remote ufrag and entity-tag `etag`.
+    /// Returns the new answer SDP.
+    pub(super) async fn restart_ice(
+        &self,
+        frag: SdpFrag,
+        etag: String,
+    ) -> Result<String, IngestError> {
+        let ufrag = frag.ice_ufrag.clone().unwrap_or_default();
+        let answer = self.connection()?.restart_ice(frag).await?;
+        let mut ice = self.ice_state();
+        ice.remote_ufrag = ufrag;
+        ice.etag = etag;
+        Ok(answer)
+    }
+
+    fn connection(&self) -> Result<&ConnectionHandle, IngestError> {
+        self.connection
+            .get()
+            .ok_or_else(|| IngestError::Internal("session without a connection".into()))
     }
 
     /// Hands trickled remote candidates (WHIP PATCH) to the connection.
@@ -69,11 +111,7 @@ impl Session {
         &self,
         candidates: Vec<RTCIceCandidateInit>,
     ) -> Result<(), IngestError> {
-        let connection = self
-            .connection
-            .get()
-            .ok_or_else(|| IngestError::Internal("session without a connection".into()))?;
-        connection.add_remote_candidates(candidates).await
+        self.connection()?.add_remote_candidates(candidates).await
     }
 
     pub fn stream(&self) -> &Arc<Stream> {

@@ -51,6 +51,11 @@ impl TrackPipeline {
     /// The pipeline of a track the publisher opened, or `None` (logged) for a codec castgate
     /// does not take. A video pipeline starts by asking for a keyframe: the publisher's first
     /// one may already be gone.
+    /// The SSRC whose packets this pipeline takes.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
     pub fn new(
         session: Arc<Session>,
         kind: RtpCodecKind,

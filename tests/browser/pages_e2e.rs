@@ -139,7 +139,11 @@ pub async fn run(ns: Namespace, out: &Path, scheme: Scheme) {
         return;
     }
 
-    // 3. Screenshots of the three pages, phone then desktop.
+    // 3. The page restarts ICE mid-broadcast (RFC 9725 §4.3.2): the gateway answers 200, the
+    // connection comes back, and both viewers play on without starting over.
+    ice_restart(&mut cdp, &publisher, &[("HLS", &hls), ("FLV", &flv)]).await;
+
+    // 4. Screenshots of the three pages, phone then desktop.
     let shots = screenshot_dir();
     for (mobile, width, height, size) in [(true, 390, 844, "phone"), (false, 1280, 800, "desktop")]
     {
@@ -160,7 +164,7 @@ pub async fn run(ns: Namespace, out: &Path, scheme: Scheme) {
     }
     eprintln!("pages: screenshots in {}", shots.display());
 
-    // 4. The broadcaster stops: both viewers say so. It starts again: both play again.
+    // 5. The broadcaster stops: both viewers say so. It starts again: both play again.
     cdp.eval(&publisher, "document.getElementById('stop').click()")
         .await;
     let stopped = Instant::now();
@@ -196,7 +200,7 @@ pub async fn run(ns: Namespace, out: &Path, scheme: Scheme) {
         keeps_playing(&mut cdp, tab, name).await;
     }
 
-    // 5. Leaving the publisher page ends the publish at once (WHIP DELETE on pagehide), well
+    // 6. Leaving the publisher page ends the publish at once (WHIP DELETE on pagehide), well
     // before the gateway's idle timeout would.
     cdp.eval(&publisher, "location.href = 'about:blank'").await;
     let left = Instant::now();
@@ -308,6 +312,65 @@ pub async fn wait_playing(
 
 /// Over 3 s, decoded frames keep rising (at least 15 fps of the 30 fps camera), the playhead
 /// moves and the page records no player error.
+/// Has the publisher page restart ICE and checks that it is accepted and survived: the PATCH
+/// got 200, the page's connection is `connected` again with the gateway's new ICE ufrag, the
+/// trickle PATCHes of the new ICE session got 204, and the viewers neither stopped nor
+/// started over.
+async fn ice_restart(cdp: &mut Cdp, publisher: &Tab, viewers: &[(&str, &Tab)]) {
+    const REMOTE_UFRAG: &str = "(/^a=ice-ufrag:(.*)$/m.exec(\
+        (window.castgate.pc || {}).remoteDescription?.sdp || '') || [])[1]";
+    let starts = {
+        let mut v = Vec::new();
+        for (_, tab) in viewers {
+            v.push(cdp.eval(tab, WATCH_STATE).await["starts"].clone());
+        }
+        v
+    };
+    let before = cdp.eval(publisher, REMOTE_UFRAG).await;
+    let status = cdp.eval(publisher, "window.castgate.restartIce()").await;
+    assert_eq!(
+        status, 200,
+        "the gateway's answer to the page's ICE restart"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let state = cdp
+            .eval(
+                publisher,
+                &format!(
+                    "({{ connection: window.castgate.pc && window.castgate.pc.connectionState, \
+                     ufrag: {REMOTE_UFRAG}, state: window.castgate.state, \
+                     restarts: window.castgate.restarts, trickle: window.castgate.trickle }})"
+                ),
+            )
+            .await;
+        if state["connection"] == "connected" && state["ufrag"] != before {
+            break state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page's connection did not come back after its ICE restart: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("pages: after the page's ICE restart: {state}");
+    assert_eq!(state["state"], "live");
+    assert!(
+        state["trickle"]["statuses"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|v| v == 204)),
+        "trickle after the restart: {state}"
+    );
+    for ((name, tab), before) in viewers.iter().zip(starts) {
+        keeps_playing(cdp, tab, name).await;
+        let now = cdp.eval(tab, WATCH_STATE).await;
+        assert_eq!(
+            now["starts"], before,
+            "{name} viewer started over across the ICE restart: {now}"
+        );
+    }
+}
+
 async fn keeps_playing(cdp: &mut Cdp, tab: &Tab, name: &str) {
     let before = cdp.eval(tab, WATCH_STATE).await;
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -1,7 +1,9 @@
 //! WHIP PATCH (RFC 9725 §4.3) against the real gateway: every refusal (404, 415, 400, 428,
-//! 412, 422) changes nothing, and a trickled candidate is really used: the gateway's ICE agent
+//! 412) changes nothing, and a trickled candidate is really used: the gateway's ICE agent
 //! sends its connectivity checks to the address the PATCH named (a socket of this test, on
-//! loopback), with the ufrags of the session.
+//! loopback), with the ufrags of the session. An ICE restart gets 200 with the gateway's new
+//! credentials and a new ETag, and the candidates trickled after it are checked with the new
+//! ufrags.
 
 use std::time::Duration;
 
@@ -132,12 +134,12 @@ async fn trickled_candidates_are_checked_and_bad_patches_change_nothing() {
             412,
         ),
         (
-            "an ICE restart",
+            "a restart with half its credentials",
             location.as_str(),
             FRAG,
             Some("*"),
-            fragment("Nw1u", "NewPasswordNewPassword12", ""),
-            422,
+            "a=ice-ufrag:Nw1u\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n".to_string(),
+            400,
         ),
     ] {
         let res = patch(url, content_type, if_match, body).await.unwrap();
@@ -154,7 +156,9 @@ async fn trickled_candidates_are_checked_and_bad_patches_change_nothing() {
         tokio::time::timeout(Duration::from_millis(700), publisher.recv_from(&mut buf)).await;
     assert!(early.is_err(), "a refused PATCH was applied: {early:?}");
 
-    let res = patch(&location, FRAG, Some(&etag), good).await.unwrap();
+    let res = patch(&location, FRAG, Some(&etag), good.clone())
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     assert!(
         res.headers().get("etag").is_none(),
@@ -186,6 +190,67 @@ async fn trickled_candidates_are_checked_and_bad_patches_change_nothing() {
         media_ports.contains(&from.port()),
         "check from {from}, candidates {media_ports:?}"
     );
+
+    // An ICE restart (new credentials, RFC 9725 §4.3.2): 200 with the gateway's new
+    // credentials and its candidates, and a new ETag; the old one is stale from then on.
+    let res = patch(
+        &location,
+        FRAG,
+        Some(&etag),
+        fragment("Nw1u", "NewPasswordNewPassword12", ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], FRAG);
+    let new_etag = res.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(new_etag, etag);
+    let restarted = castgate::ingest::sdpfrag::SdpFrag::parse(&res.text().await.unwrap())
+        .expect("the 200 carries an sdpfrag");
+    let new_ufrag = restarted.ice_ufrag.clone().expect("our new ufrag");
+    assert_ne!(new_ufrag, our_ufrag);
+    assert!(restarted.ice_pwd.is_some());
+    let restart_ports: Vec<u16> = restarted
+        .candidates()
+        .filter_map(|(c, _)| c.split_whitespace().nth(5)?.parse().ok())
+        .collect();
+    assert_eq!(
+        restart_ports, media_ports,
+        "the gateway is reached where it was"
+    );
+    let res = patch(&location, FRAG, Some(&etag), good.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 412, "the ETag before the restart is stale");
+
+    // The restart reached the gateway's ICE agent: a candidate trickled for the new ICE
+    // session is checked with the new ufrags.
+    let moved = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let moved_port = moved.local_addr().unwrap().port();
+    let res = patch(
+        &location,
+        FRAG,
+        Some(&new_etag),
+        fragment(
+            "Nw1u",
+            "NewPasswordNewPassword12",
+            &format!("a=candidate:2 1 udp 2122260223 127.0.0.1 {moved_port} typ host\r\n"),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 204);
+    let username = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let (n, _) = moved.recv_from(&mut buf).await.unwrap();
+            if let Some(u) = binding_request_username(&buf[..n]) {
+                return u;
+            }
+        }
+    })
+    .await
+    .expect("the gateway checks the candidate of the new ICE session");
+    assert_eq!(username, format!("Nw1u:{new_ufrag}"));
 
     let res = http.delete(&location).send().await.unwrap();
     assert_eq!(res.status(), 200);
