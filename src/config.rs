@@ -57,6 +57,11 @@ pub struct WebRtcConfig {
     /// UDP port range `[first, last]` for media; one port per peer connection is taken from it.
     /// Set, it replaces the shared `udp_port`.
     pub udp_port_range: Option<[u16; 2]>,
+    /// ICE over TCP (RFC 6544): a passive TCP candidate in every answer, for publishers whose
+    /// network blocks UDP. Comes with the shared `udp_port` (not with `udp_port_range`).
+    pub ice_tcp: bool,
+    /// The TCP port for ICE-TCP; unset, the same number as `udp_port` (0: an ephemeral one).
+    pub tcp_port: Option<u16>,
     /// Public IPs to advertise instead of the local ones (1:1 NAT, cloud hosts).
     pub public_ips: Vec<IpAddr>,
     /// STUN/TURN servers, advertised to WHIP clients in `Link` headers.
@@ -66,12 +71,22 @@ pub struct WebRtcConfig {
 /// The shared media port's default: the one many WebRTC servers use, easy to open in a firewall.
 pub const DEFAULT_UDP_PORT: u16 = 8189;
 
+impl WebRtcConfig {
+    /// The ICE-TCP port number (0: ephemeral), when ICE-TCP is on.
+    pub fn ice_tcp_port(&self) -> Option<u16> {
+        (self.ice_tcp && self.udp_port_range.is_none())
+            .then(|| self.tcp_port.unwrap_or(self.udp_port))
+    }
+}
+
 impl Default for WebRtcConfig {
     fn default() -> WebRtcConfig {
         WebRtcConfig {
             interfaces: Vec::new(),
             udp_port: DEFAULT_UDP_PORT,
             udp_port_range: None,
+            ice_tcp: true,
+            tcp_port: None,
             public_ips: Vec::new(),
             ice_servers: Vec::new(),
         }
@@ -310,6 +325,11 @@ mod tests {
         assert_eq!(c.segment_duration(), Duration::from_secs(2));
         assert_eq!(c.webrtc.udp_port, 8189, "one shared media port by default");
         assert_eq!(c.webrtc.udp_port_range, None);
+        assert_eq!(
+            c.webrtc.ice_tcp_port(),
+            Some(8189),
+            "ICE-TCP on the UDP port's number by default"
+        );
     }
 
     #[test]
@@ -318,6 +338,10 @@ mod tests {
             .expect("config/castgate.toml parses");
         assert_eq!(shipped.webrtc.udp_port, Config::default().webrtc.udp_port);
         assert_eq!(shipped.webrtc.udp_port_range, None);
+        assert_eq!(
+            shipped.webrtc.ice_tcp_port(),
+            Config::default().webrtc.ice_tcp_port()
+        );
     }
 
     #[test]

@@ -72,3 +72,6 @@ mod trickle;
 
 #[path = "gateway/ice_restart.rs"]
 mod ice_restart;
+
+#[path = "gateway/ice_tcp.rs"]
+mod ice_tcp;

@@ -74,6 +74,7 @@ pub(super) struct Outgoing {
 /// out as rid-identified layers, which needs the MID and RID header extensions.
 pub(super) async fn build_peer_connection(
     udp_addrs: &[String],
+    tcp_addrs: &[String],
     stereo: bool,
     simulcast: bool,
     loss: Option<Loss>,
@@ -150,6 +151,7 @@ pub(super) async fn build_peer_connection(
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(events))
         .with_udp_addrs(udp_addrs.to_vec())
+        .with_tcp_addrs(tcp_addrs.to_vec())
         .build()
         .await?;
     Ok(Arc::new(pc))

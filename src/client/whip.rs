@@ -31,8 +31,11 @@ pub struct PublishOptions {
     /// Start again from the first frame when the source ends (until `stop`).
     pub looping: bool,
     /// Local UDP addresses to gather host candidates on (`ip:port`, port 0 = ephemeral).
-    /// No STUN or TURN server is ever used by this client.
+    /// No STUN or TURN server is ever used by this client. Empty: no UDP at all.
     pub udp_addrs: Vec<String>,
+    /// Local TCP addresses for ICE over TCP (RFC 6544): the client connects from them to the
+    /// server's passive TCP candidates. Empty (the default): no ICE-TCP.
+    pub tcp_addrs: Vec<String>,
     /// HTTP client for the WHIP requests; `None` builds a plain one.
     pub http: Option<reqwest::Client>,
     /// Limit for each WHIP HTTP request.
@@ -67,6 +70,7 @@ impl Default for PublishOptions {
         PublishOptions {
             looping: false,
             udp_addrs: vec!["127.0.0.1:0".to_string()],
+            tcp_addrs: Vec::new(),
             http: None,
             request_timeout: Duration::from_secs(10),
             gather_timeout: Duration::from_secs(10),
@@ -135,6 +139,7 @@ pub async fn publish(
     });
     let pc = build_peer_connection(
         &opts.udp_addrs,
+        &opts.tcp_addrs,
         source.audio_stereo(),
         simulcast,
         loss,
@@ -261,8 +266,18 @@ async fn negotiate(
         .and_then(|l| endpoint.join(&l).ok())
         .ok_or(ClientError::MissingLocation)?;
 
-    let applied = match RTCSessionDescription::answer(body.clone()) {
+    // webrtc-rs connects to a passive TCP candidate only when it is added on its own: those
+    // of the answer are taken out of it and added after it.
+    let (answer_sdp, tcp_candidates) = match opts.tcp_addrs.is_empty() {
+        true => (body.clone(), Vec::new()),
+        false => split_tcp_candidates(&body),
+    };
+    let applied = match RTCSessionDescription::answer(answer_sdp) {
         Ok(answer) => pc.set_remote_description(answer).await,
+        Err(e) => Err(e),
+    };
+    let applied = match applied {
+        Ok(()) => add_candidates(pc, tcp_candidates).await,
         Err(e) => Err(e),
     };
     if let Err(e) = applied {
@@ -318,6 +333,45 @@ async fn layers_to_send(
         }
     }
     Ok(SimulcastOut { mid, layers })
+}
+
+/// `sdp` without its TCP candidates, and those candidates (`candidate:...`, with their mid).
+fn split_tcp_candidates(sdp: &str) -> (String, Vec<(String, Option<String>)>) {
+    let mut kept = String::with_capacity(sdp.len());
+    let mut tcp = Vec::new();
+    let mut mid = None;
+    for line in sdp.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.trim().to_string());
+        }
+        if let Some(c) = line.strip_prefix("a=") {
+            let transport = c.split_whitespace().nth(2);
+            if c.starts_with("candidate:")
+                && transport.is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
+            {
+                tcp.push((c.to_string(), mid.clone()));
+                continue;
+            }
+        }
+        kept.push_str(line);
+        kept.push_str("\r\n");
+    }
+    (kept, tcp)
+}
+
+async fn add_candidates(
+    pc: &Arc<dyn PeerConnection>,
+    candidates: Vec<(String, Option<String>)>,
+) -> Result<(), webrtc::error::Error> {
+    for (candidate, sdp_mid) in candidates {
+        pc.add_ice_candidate(webrtc::peer_connection::RTCIceCandidateInit {
+            candidate,
+            sdp_mid,
+            ..Default::default()
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// What a WHIP request got back.

@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::BytesMut;
+use mio::event::Source;
 use mio::net::UdpSocket;
+use mio::Interest;
+use rtc::ice::tcp_type::TcpType;
 use rtc::media_stream::MediaStreamTrackId;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
@@ -26,11 +29,13 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::ice_restart;
+use super::ice_tcp::TcpLink;
 use super::layer_tap::LayerTap;
 use super::peer::{self, internal};
 use super::router::{self, DatagramRouter, Path, RouteKey};
 use super::sdpfrag::SdpFrag;
 use super::session::Session;
+use super::tcp_framing::FrameReader;
 use super::track::TrackPipeline;
 use super::{simulcast_offer, IngestError};
 use crate::hub::SimulcastLayers;
@@ -49,19 +54,55 @@ struct Track {
 }
 
 /// A socket of the connection's own: bound to `local`, and connected to `remote` when it was
-/// opened on the shared port for one verified address.
+/// opened on the shared port for one verified address (or accepted there over TCP).
 struct OwnSocket {
-    socket: UdpSocket,
+    io: Io,
     local: SocketAddr,
     remote: Option<SocketAddr>,
+}
+
+impl OwnSocket {
+    fn udp(&self) -> Option<&UdpSocket> {
+        match &self.io {
+            Io::Udp(socket) => Some(socket),
+            Io::Tcp(_) => None,
+        }
+    }
+}
+
+enum Io {
+    Udp(UdpSocket),
+    /// An ICE-TCP stream the publisher opened to the shared TCP port (`ice_tcp`).
+    Tcp(TcpLink),
+}
+
+impl Io {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Io::Udp(s) => s,
+            Io::Tcp(l) => &mut l.stream,
+        }
+    }
+
+    /// A stream is also watched for room to write what it queued.
+    fn interest(&self) -> Interest {
+        match self {
+            Io::Udp(_) => Interest::READABLE,
+            Io::Tcp(_) => Interest::READABLE | Interest::WRITABLE,
+        }
+    }
 }
 
 /// How a new connection is reached, as the HTTP side asks for it.
 pub enum Reach {
     /// Sockets of its own, one per media address (port-range mode).
     Own(Vec<std::net::UdpSocket>),
-    /// The shared port's sockets (one per media address), with their addresses.
-    Shared(Vec<(SocketAddr, Arc<std::net::UdpSocket>)>),
+    /// The shared port's sockets (one per media address), with their addresses, and the
+    /// ICE-TCP listening addresses, offered as passive candidates.
+    Shared {
+        udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
+        tcp: Vec<SocketAddr>,
+    },
 }
 
 /// A connection's place on the shared port; it leaves the router when dropped.
@@ -159,15 +200,21 @@ impl Connection {
                     let local = socket.local_addr().map_err(internal)?;
                     add_host_candidate(&mut pc, local)?;
                     own.push(OwnSocket {
-                        socket: UdpSocket::from_std(socket),
+                        io: Io::Udp(UdpSocket::from_std(socket)),
                         local,
                         remote: None,
                     });
                 }
             }
-            Reach::Shared(listeners) => {
+            Reach::Shared {
+                udp: listeners,
+                tcp,
+            } => {
                 for (local, _) in &listeners {
                     add_host_candidate(&mut pc, *local)?;
+                }
+                for local in &tcp {
+                    add_tcp_candidate(&mut pc, *local)?;
                 }
                 shared = Some(SharedRoute {
                     listeners,
@@ -211,19 +258,47 @@ impl Connection {
         Ok((connection, sdp))
     }
 
-    pub fn sockets_mut(&mut self) -> impl Iterator<Item = &mut UdpSocket> {
-        self.sockets.iter_mut().map(|s| &mut s.socket)
+    pub fn sockets_mut(&mut self) -> impl Iterator<Item = &mut dyn Source> {
+        self.sockets.iter_mut().map(|s| s.io.source())
     }
 
-    /// The sockets opened since the last call, with their index, for the loop to register.
-    pub fn take_unregistered(&mut self) -> Vec<(usize, &mut UdpSocket)> {
+    /// The sockets opened since the last call, with their index and what to watch them for,
+    /// for the loop to register.
+    pub fn take_unregistered(&mut self) -> Vec<(usize, &mut dyn Source, Interest)> {
         let new = std::mem::take(&mut self.unregistered);
         self.sockets
             .iter_mut()
             .enumerate()
             .filter(|(i, _)| new.contains(i))
-            .map(|(i, s)| (i, &mut s.socket))
+            .map(|(i, s)| {
+                let interest = s.io.interest();
+                (i, s.io.source(), interest)
+            })
             .collect()
+    }
+
+    /// Takes an ICE-TCP stream whose first frame named this connection (`ice_tcp`), with what
+    /// was read from it already; its frames are fed now, and the loop registers it next.
+    pub fn add_tcp(
+        &mut self,
+        stream: mio::net::TcpStream,
+        local: SocketAddr,
+        peer: SocketAddr,
+        reader: FrameReader,
+        buf: &mut [u8],
+        now: Instant,
+    ) {
+        if self.sockets.len() >= MAX_SOCKETS {
+            return;
+        }
+        tracing::debug!(stream = self.session.stream().name(), %peer, "ICE-TCP stream");
+        self.unregistered.push(self.sockets.len());
+        self.sockets.push(OwnSocket {
+            io: Io::Tcp(TcpLink::new(stream, reader)),
+            local,
+            remote: Some(peer),
+        });
+        self.read(self.sockets.len() - 1, buf, now);
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -235,13 +310,28 @@ impl Connection {
         self.ended
     }
 
-    /// Feeds every datagram waiting on socket `index` (edge-triggered: read until empty).
+    /// Feeds every datagram waiting on socket `index` (edge-triggered: read until empty), or
+    /// every frame of its stream, after writing what the stream can take of its queue.
     pub fn read(&mut self, index: usize, buf: &mut [u8], now: Instant) {
-        let Some(local) = self.sockets.get(index).map(|s| s.local) else {
+        let Some(own) = self.sockets.get_mut(index) else {
             return;
         };
+        let local = own.local;
+        if let Io::Tcp(link) = &mut own.io {
+            let Some(peer) = own.remote else { return };
+            link.flush();
+            let mut frames = Vec::new();
+            link.read_frames(buf, &mut frames);
+            for frame in frames {
+                self.receive_over(TransportProtocol::TCP, local, peer, &frame, now);
+            }
+            return;
+        }
         loop {
-            let received = self.sockets[index].socket.recv_from(buf);
+            let Some(Io::Udp(socket)) = self.sockets.get(index).map(|s| &s.io) else {
+                return;
+            };
+            let received = socket.recv_from(buf);
             match received {
                 Ok((n, peer_addr)) => self.receive(local, peer_addr, &buf[..n], now),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -321,13 +411,25 @@ impl Connection {
     /// Feeds one datagram that reached `local` from `peer_addr` (read here, or routed from the
     /// shared port).
     pub fn receive(&mut self, local: SocketAddr, peer_addr: SocketAddr, data: &[u8], now: Instant) {
+        self.receive_over(TransportProtocol::UDP, local, peer_addr, data, now);
+    }
+
+    /// Feeds one message that came over `protocol` (a datagram, or an ICE-TCP frame).
+    fn receive_over(
+        &mut self,
+        protocol: TransportProtocol,
+        local: SocketAddr,
+        peer_addr: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) {
         let datagram = TaggedBytesMut {
             now,
             transport: TransportContext {
                 local_addr: local,
                 peer_addr,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol,
             },
             message: BytesMut::from(data),
         };
@@ -492,6 +594,16 @@ impl Connection {
     fn flush(&mut self) {
         while let Some(out) = self.pc.poll_write() {
             let (local, peer) = (out.transport.local_addr, out.transport.peer_addr);
+            if out.transport.transport_protocol == TransportProtocol::TCP {
+                let link = self.sockets.iter_mut().find_map(|s| match &mut s.io {
+                    Io::Tcp(link) if s.local == local && s.remote == Some(peer) => Some(link),
+                    _ => None,
+                });
+                if let Some(link) = link {
+                    link.send(&out.message);
+                }
+                continue;
+            }
             if let Some(route) = &self.shared {
                 if let Some(txid) = router::stun_request_transaction(&out.message) {
                     let key = route.key;
@@ -500,12 +612,12 @@ impl Connection {
                     self.learn_path((local, peer));
                 }
             }
-            let sent = if let Some(own) = self
-                .sockets
-                .iter()
-                .find(|s| s.local == local && s.remote == Some(peer))
-            {
-                own.socket.send(&out.message)
+            let connected = self.sockets.iter().find_map(|s| match &s.io {
+                Io::Udp(socket) if s.local == local && s.remote == Some(peer) => Some(socket),
+                _ => None,
+            });
+            let sent = if let Some(socket) = connected {
+                socket.send(&out.message)
             } else if let Some(route) = &self.shared {
                 let listener = route
                     .listeners
@@ -521,9 +633,10 @@ impl Connection {
                     .sockets
                     .iter()
                     .find(|s| s.local == local)
-                    .or_else(|| self.sockets.first());
+                    .and_then(OwnSocket::udp)
+                    .or_else(|| self.sockets.iter().find_map(OwnSocket::udp));
                 match own {
-                    Some(own) => own.socket.send_to(&out.message, peer),
+                    Some(socket) => socket.send_to(&out.message, peer),
                     None => continue,
                 }
             };
@@ -564,7 +677,7 @@ impl Connection {
                 tracing::debug!(local = %path.0, remote = %path.1, "publisher address verified");
                 self.unregistered.push(self.sockets.len());
                 self.sockets.push(OwnSocket {
-                    socket: UdpSocket::from_std(socket),
+                    io: Io::Udp(UdpSocket::from_std(socket)),
                     local: path.0,
                     remote: Some(path.1),
                 });
@@ -577,16 +690,31 @@ impl Connection {
     }
 }
 
+/// A UDP host candidate on `local`.
 fn add_host_candidate(pc: &mut RTCPeerConnection, local: SocketAddr) -> Result<(), IngestError> {
+    add_candidate(pc, local, "udp", TcpType::Unspecified)
+}
+
+/// A passive ICE-TCP host candidate on `local` (RFC 6544 §4.1): publishers connect to it.
+fn add_tcp_candidate(pc: &mut RTCPeerConnection, local: SocketAddr) -> Result<(), IngestError> {
+    add_candidate(pc, local, "tcp", TcpType::Passive)
+}
+
+fn add_candidate(
+    pc: &mut RTCPeerConnection,
+    local: SocketAddr,
+    network: &str,
+    tcp_type: TcpType,
+) -> Result<(), IngestError> {
     let host = CandidateHostConfig {
         base_config: CandidateConfig {
-            network: "udp".into(),
+            network: network.into(),
             address: local.ip().to_string(),
             port: local.port(),
             component: 1,
             ..Default::default()
         },
-        ..Default::default()
+        tcp_type,
     }
     .new_candidate_host()
     .map_err(internal)?;

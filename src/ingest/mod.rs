@@ -5,6 +5,7 @@
 
 mod connection;
 pub mod ice_restart;
+mod ice_tcp;
 mod interfaces;
 mod layer_tap;
 mod nat;
@@ -17,6 +18,7 @@ mod rtcp_tap;
 pub mod sdpfrag;
 mod session;
 mod simulcast_offer;
+mod tcp_framing;
 mod track;
 mod udp_mux;
 
@@ -114,6 +116,9 @@ struct SharedMedia {
     port: Option<SharedPort>,
     /// Shared sockets the media loops read already.
     listening: Vec<SocketAddr>,
+    /// ICE-TCP listening sockets, one per media address, and whether loop 0 accepts on each
+    /// already.
+    tcp: Vec<(SocketAddr, std::net::TcpListener, bool)>,
 }
 
 impl SharedMedia {
@@ -124,6 +129,27 @@ impl SharedMedia {
             None => SharedPort::bind(&[], udp_port)?,
         };
         Ok(self.port.insert(port))
+    }
+
+    /// The ICE-TCP listener on `ip` (bound now on `port` if new) and whether the loops accept
+    /// on it already.
+    fn tcp_listener(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+    ) -> Result<&mut (SocketAddr, std::net::TcpListener, bool), MuxError> {
+        let at = match self.tcp.iter().position(|(a, _, _)| a.ip() == ip) {
+            Some(at) => at,
+            None => {
+                let addr = SocketAddr::new(ip, port);
+                let bound = ice_tcp::bind_listener(addr)
+                    .and_then(|l| Ok((l.local_addr()?, l)))
+                    .map_err(|source| MuxError::TcpBind { addr, source })?;
+                self.tcp.push((bound.0, bound.1, false));
+                self.tcp.len() - 1
+            }
+        };
+        Ok(&mut self.tcp[at])
     }
 }
 
@@ -160,16 +186,24 @@ impl Ingest {
         for ip in &addresses {
             port.ensure(*ip)?;
         }
-        Ok(Some(port.port()))
+        let number = port.port();
+        if let Some(tcp_port) = self.shared.config.webrtc.ice_tcp_port() {
+            for ip in &addresses {
+                media.tcp_listener(*ip, tcp_port)?;
+            }
+        }
+        Ok(Some(number))
     }
 
-    /// The shared sockets on `addresses` (bound now where new), each read by the loops. An
-    /// address that cannot be bound is left out (logged) unless none can.
+    /// The shared sockets on `addresses` (bound now where new), each read by the loops, and
+    /// the ICE-TCP listening addresses (each accepted on by the loops). An address that cannot
+    /// be bound is left out (logged) unless none can; one without ICE-TCP only loses that.
+    #[allow(clippy::type_complexity)]
     fn shared_listeners(
         &self,
         addresses: &[IpAddr],
         loops: &RtcLoops,
-    ) -> Result<Vec<(SocketAddr, Arc<std::net::UdpSocket>)>, IngestError> {
+    ) -> Result<(Vec<(SocketAddr, Arc<std::net::UdpSocket>)>, Vec<SocketAddr>), IngestError> {
         let mut media = self.media_port.lock().unwrap_or_else(|e| e.into_inner());
         let mut listeners = Vec::with_capacity(addresses.len());
         let mut last_error = None;
@@ -188,9 +222,31 @@ impl Ingest {
                 }
             }
         }
+        let mut tcp = Vec::new();
+        if let Some(tcp_port) = self.shared.config.webrtc.ice_tcp_port() {
+            for (udp_local, _) in &listeners {
+                match media.tcp_listener(udp_local.ip(), tcp_port) {
+                    Ok((local, listener, accepting)) => {
+                        if !*accepting {
+                            match listener.try_clone() {
+                                Ok(l) => {
+                                    loops.listen_tcp(*local, l);
+                                    *accepting = true;
+                                }
+                                Err(e) => tracing::warn!(error = %e, "no ICE-TCP on {local}"),
+                            }
+                        }
+                        if *accepting {
+                            tcp.push(*local);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a media address has no ICE-TCP"),
+                }
+            }
+        }
         match last_error {
             Some(e) if listeners.is_empty() => Err(e.into()),
-            _ => Ok(listeners),
+            _ => Ok((listeners, tcp)),
         }
     }
 
@@ -291,7 +347,8 @@ impl Ingest {
         let addresses = self.media_addresses()?;
         let loops = self.loops()?;
         let reach = if self.shares_a_port() {
-            Reach::Shared(self.shared_listeners(&addresses, &loops)?)
+            let (udp, tcp) = self.shared_listeners(&addresses, &loops)?;
+            Reach::Shared { udp, tcp }
         } else {
             Reach::Own(peer::bind_sockets(
                 &addresses,

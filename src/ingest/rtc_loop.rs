@@ -21,14 +21,53 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::oneshot;
 
 use super::connection::{Connection, Reach, MAX_DATAGRAM, MAX_SOCKETS};
-use super::router::{DatagramRouter, RouteKey};
+use super::ice_tcp::{self, PendingStream};
+use super::router::{self, DatagramRouter, RouteKey};
 use super::sdpfrag::SdpFrag;
 use super::session::Session;
+use super::tcp_framing::FrameReader;
 use super::IngestError;
 
 const WAKER: Token = Token(usize::MAX);
 /// Shared listener `i` on loop 0 has token `LISTENER_BASE - i`.
 const LISTENER_BASE: usize = usize::MAX - 1;
+/// ICE-TCP listener `j` on loop 0 has token `TCP_LISTENER_BASE - j`.
+const TCP_LISTENER_BASE: usize = usize::MAX - 128;
+/// A stream accepted there that has not named its connection yet, in place `k` of loop 0's
+/// pending list, has token `PENDING_BASE - k`.
+const PENDING_BASE: usize = usize::MAX - 1024;
+/// Most listening sockets of each kind (one per media address).
+const MAX_LISTENERS: usize = 64;
+
+// The token ranges do not meet.
+const _: () = assert!(LISTENER_BASE - MAX_LISTENERS > TCP_LISTENER_BASE);
+const _: () = assert!(TCP_LISTENER_BASE - MAX_LISTENERS > PENDING_BASE);
+
+/// What a token on a loop names.
+#[derive(Debug, PartialEq, Eq)]
+enum Source {
+    Waker,
+    Listener(usize),
+    TcpListener(usize),
+    Pending(usize),
+    /// A connection's socket: its slot and its index there.
+    Connection(usize, usize),
+}
+
+fn source_of(token: Token) -> Source {
+    let t = token.0;
+    if token == WAKER {
+        Source::Waker
+    } else if t > LISTENER_BASE - MAX_LISTENERS {
+        Source::Listener(LISTENER_BASE - t)
+    } else if t <= TCP_LISTENER_BASE && t > TCP_LISTENER_BASE - MAX_LISTENERS {
+        Source::TcpListener(TCP_LISTENER_BASE - t)
+    } else if t <= PENDING_BASE && t > PENDING_BASE - ice_tcp::MAX_PENDING {
+        Source::Pending(PENDING_BASE - t)
+    } else {
+        Source::Connection(t / MAX_SOCKETS, t % MAX_SOCKETS)
+    }
+}
 
 enum Command {
     Open {
@@ -53,6 +92,16 @@ enum Command {
     },
     /// A shared socket to read (loop 0 only).
     Listen(SocketAddr, Arc<UdpSocket>),
+    /// An ICE-TCP listening socket to accept on (loop 0 only).
+    ListenTcp(SocketAddr, std::net::TcpListener),
+    /// An ICE-TCP stream whose first frame named connection `id` on this loop.
+    TcpStream {
+        id: u64,
+        stream: mio::net::TcpStream,
+        local: SocketAddr,
+        peer: SocketAddr,
+        reader: FrameReader,
+    },
     /// A datagram from the shared port for connection `id` on this loop.
     Datagram {
         id: u64,
@@ -166,6 +215,8 @@ impl RtcLoops {
                 loops: loops.clone(),
                 router: router.clone(),
                 listeners: Vec::new(),
+                tcp_listeners: Vec::new(),
+                pending: Vec::new(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -183,6 +234,11 @@ impl RtcLoops {
     /// Has loop 0 read the shared socket `socket` (bound to `local`) from now on.
     pub fn listen(&self, local: SocketAddr, socket: Arc<UdpSocket>) {
         self.loops[0].send(Command::Listen(local, socket));
+    }
+
+    /// Has loop 0 accept ICE-TCP streams on `listener` (bound to `local`) from now on.
+    pub fn listen_tcp(&self, local: SocketAddr, listener: std::net::TcpListener) {
+        self.loops[0].send(Command::ListenTcp(local, listener));
     }
 
     /// Answers `offer` with a connection on the least busy loop, reached as `reach` says; the
@@ -264,6 +320,10 @@ struct LoopThread {
     router: Arc<Mutex<DatagramRouter>>,
     /// The shared port's sockets this loop reads (loop 0).
     listeners: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// The ICE-TCP listening sockets (loop 0).
+    tcp_listeners: Vec<(SocketAddr, mio::net::TcpListener)>,
+    /// Streams accepted on them that have not named their connection yet (loop 0).
+    pending: Vec<Option<PendingStream>>,
 }
 
 impl LoopThread {
@@ -272,11 +332,13 @@ impl LoopThread {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut touched: Vec<usize> = Vec::new();
         loop {
+            let pending = self.pending.iter().flatten();
             let next = self
                 .slots
                 .iter()
                 .flatten()
                 .filter_map(|s| s.connection.deadline())
+                .chain(pending.map(|p| p.since + ice_tcp::PENDING_TIMEOUT))
                 .min();
             let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -288,28 +350,25 @@ impl LoopThread {
             let now = Instant::now();
             touched.clear();
             for event in events.iter() {
-                if event.token() == WAKER {
-                    if !self.take_commands(now, &mut touched) {
-                        self.close_all();
-                        return;
+                match source_of(event.token()) {
+                    Source::Waker => {
+                        if !self.take_commands(now, &mut touched) {
+                            self.close_all();
+                            return;
+                        }
                     }
-                    continue;
-                }
-                if event.token().0 > LISTENER_BASE - self.listeners.len() {
-                    self.read_listener(
-                        LISTENER_BASE - event.token().0,
-                        &mut buf,
-                        now,
-                        &mut touched,
-                    );
-                    continue;
-                }
-                let (slot, socket) = (event.token().0 / MAX_SOCKETS, event.token().0 % MAX_SOCKETS);
-                if let Some(Some(s)) = self.slots.get_mut(slot) {
-                    guarded(&mut s.connection, |c| c.read(socket, &mut buf, now));
-                    touched.push(slot);
+                    Source::Listener(i) => self.read_listener(i, &mut buf, now, &mut touched),
+                    Source::TcpListener(j) => self.accept_tcp(j, &mut buf, now, &mut touched),
+                    Source::Pending(k) => self.read_pending(k, &mut buf, now, &mut touched),
+                    Source::Connection(slot, socket) => {
+                        if let Some(Some(s)) = self.slots.get_mut(slot) {
+                            guarded(&mut s.connection, |c| c.read(socket, &mut buf, now));
+                            touched.push(slot);
+                        }
+                    }
                 }
             }
+            self.expire_pending(now);
             for (i, slot) in self.slots.iter_mut().enumerate() {
                 let Some(s) = slot else { continue };
                 if touched.contains(&i) || s.connection.deadline().is_some_and(|d| d <= now) {
@@ -344,6 +403,127 @@ impl LoopThread {
             match routed {
                 Ok(key) => self.deliver(key, local, peer, &buf[..n], now, touched),
                 Err(why) => tracing::trace!(?why, %peer, "datagram on the shared port dropped"),
+            }
+        }
+    }
+
+    /// Accepts every stream waiting on ICE-TCP listener `j`; each waits for its first frame.
+    fn accept_tcp(&mut self, j: usize, buf: &mut [u8], now: Instant, touched: &mut Vec<usize>) {
+        loop {
+            let Some((local, listener)) = self.tcp_listeners.get(j) else {
+                return;
+            };
+            let local = *local;
+            let (stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of file descriptors, most likely: the next accept may work.
+                    tracing::warn!(error = %e, "ICE-TCP accept");
+                    return;
+                }
+            };
+            let Some(k) = (0..ice_tcp::MAX_PENDING)
+                .find(|k| self.pending.get(*k).is_none_or(Option::is_none))
+            else {
+                tracing::debug!(%peer, "too many ICE-TCP streams awaiting a check; refused");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let mut pending = PendingStream {
+                stream,
+                local,
+                peer,
+                reader: FrameReader::default(),
+                since: now,
+            };
+            if let Err(e) = self.poll.registry().register(
+                &mut pending.stream,
+                Token(PENDING_BASE - k),
+                Interest::READABLE,
+            ) {
+                tracing::warn!(error = %e, "cannot watch an ICE-TCP stream");
+                continue;
+            }
+            if k == self.pending.len() {
+                self.pending.push(Some(pending));
+            } else {
+                self.pending[k] = Some(pending);
+            }
+            // What came with the connection: edge-triggered epoll may not report it again.
+            self.read_pending(k, buf, now, touched);
+        }
+    }
+
+    /// Reads pending stream `k`; once its first frame is there, hands the stream to the
+    /// connection that frame's ICE check names, or closes it.
+    fn read_pending(&mut self, k: usize, buf: &mut [u8], now: Instant, touched: &mut Vec<usize>) {
+        let Some(Some(pending)) = self.pending.get_mut(k) else {
+            return;
+        };
+        let next = pending.read(buf);
+        if next == ice_tcp::Next::Wait {
+            return;
+        }
+        let Some(mut pending) = self.pending[k].take() else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut pending.stream);
+        if next == ice_tcp::Next::Close {
+            return;
+        }
+        let path = (pending.local, pending.peer);
+        let key = pending
+            .reader
+            .peek_frame()
+            .filter(|frame| router::stun_request_ufrag(frame).is_some())
+            .and_then(|frame| {
+                self.router
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .route(path, frame)
+                    .ok()
+            });
+        let Some(key) = key else {
+            tracing::debug!(peer = %pending.peer, "ICE-TCP stream names no connection; closed");
+            return;
+        };
+        let PendingStream {
+            stream,
+            local,
+            peer,
+            reader,
+            ..
+        } = pending;
+        if key.loop_index != self.index {
+            if let Some(owner) = self.loops.get(key.loop_index) {
+                owner.send(Command::TcpStream {
+                    id: key.id,
+                    stream,
+                    local,
+                    peer,
+                    reader,
+                });
+            }
+            return;
+        }
+        if let Some((i, s)) = self.slot_mut(key.id) {
+            guarded(&mut s.connection, |c| {
+                c.add_tcp(stream, local, peer, reader, buf, now)
+            });
+            touched.push(i);
+        }
+    }
+
+    /// Closes the pending streams that sent no check in time.
+    fn expire_pending(&mut self, now: Instant) {
+        for slot in self.pending.iter_mut() {
+            if slot.as_ref().is_some_and(|p| p.expired(now)) {
+                if let Some(mut p) = slot.take() {
+                    let _ = self.poll.registry().deregister(&mut p.stream);
+                    tracing::debug!(peer = %p.peer, "ICE-TCP stream sent no check in time; closed");
+                }
             }
         }
     }
@@ -419,6 +599,42 @@ impl LoopThread {
                         Err(e) => {
                             tracing::error!(error = %e, %local, "cannot read the shared media port")
                         }
+                    }
+                }
+                Ok(Command::ListenTcp(local, listener)) => {
+                    let j = self.tcp_listeners.len();
+                    if j >= MAX_LISTENERS {
+                        tracing::error!(%local, "too many ICE-TCP listeners");
+                        continue;
+                    }
+                    let mut listener = mio::net::TcpListener::from_std(listener);
+                    match self.poll.registry().register(
+                        &mut listener,
+                        Token(TCP_LISTENER_BASE - j),
+                        Interest::READABLE,
+                    ) {
+                        Ok(()) => {
+                            self.tcp_listeners.push((local, listener));
+                            self.accept_tcp(j, &mut vec![0u8; MAX_DATAGRAM], now, touched);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, %local, "cannot accept ICE-TCP streams")
+                        }
+                    }
+                }
+                Ok(Command::TcpStream {
+                    id,
+                    stream,
+                    local,
+                    peer,
+                    reader,
+                }) => {
+                    if let Some((i, s)) = self.slot_mut(id) {
+                        let mut buf = vec![0u8; MAX_DATAGRAM];
+                        guarded(&mut s.connection, |c| {
+                            c.add_tcp(stream, local, peer, reader, &mut buf, now)
+                        });
+                        touched.push(i);
                     }
                 }
                 Ok(Command::Datagram {
@@ -499,10 +715,10 @@ impl LoopThread {
             .iter()
             .position(Option::is_none)
             .unwrap_or(self.slots.len());
-        for (i, socket) in connection.take_unregistered() {
+        for (i, socket, interest) in connection.take_unregistered() {
             self.poll
                 .registry()
-                .register(socket, Token(index * MAX_SOCKETS + i), Interest::READABLE)
+                .register(socket, Token(index * MAX_SOCKETS + i), interest)
                 .map_err(|e| IngestError::Internal(e.to_string()))?;
         }
         let slot = Some(Slot { id, connection });
@@ -544,10 +760,10 @@ impl LoopThread {
 /// Registers the sockets `connection` (in slot `slot`) opened since the last time.
 fn register_new_sockets(poll: &Poll, slot: usize, connection: &mut Connection) {
     let mut failed = false;
-    for (i, socket) in connection.take_unregistered() {
-        if let Err(e) =
-            poll.registry()
-                .register(socket, Token(slot * MAX_SOCKETS + i), Interest::READABLE)
+    for (i, socket, interest) in connection.take_unregistered() {
+        if let Err(e) = poll
+            .registry()
+            .register(socket, Token(slot * MAX_SOCKETS + i), interest)
         {
             // Unread, the socket would swallow the publisher's media: end the connection.
             tracing::error!(error = %e, "cannot register a publisher's socket");
@@ -562,6 +778,26 @@ fn register_new_sockets(poll: &Poll, slot: usize, connection: &mut Connection) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_token_names_one_source() {
+        assert_eq!(source_of(WAKER), Source::Waker);
+        assert_eq!(source_of(Token(LISTENER_BASE)), Source::Listener(0));
+        assert_eq!(source_of(Token(LISTENER_BASE - 63)), Source::Listener(63));
+        assert_eq!(source_of(Token(TCP_LISTENER_BASE)), Source::TcpListener(0));
+        assert_eq!(
+            source_of(Token(TCP_LISTENER_BASE - 63)),
+            Source::TcpListener(63)
+        );
+        assert_eq!(source_of(Token(PENDING_BASE)), Source::Pending(0));
+        let last = ice_tcp::MAX_PENDING - 1;
+        assert_eq!(source_of(Token(PENDING_BASE - last)), Source::Pending(last));
+        assert_eq!(source_of(Token(0)), Source::Connection(0, 0));
+        assert_eq!(
+            source_of(Token(7 * MAX_SOCKETS + 5)),
+            Source::Connection(7, 5)
+        );
+    }
 
     #[test]
     fn a_panic_is_contained_and_reported() {

@@ -29,6 +29,14 @@ pub enum MuxError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen for ICE over TCP on {addr}: {source} \
+         (set [webrtc] tcp_port to another port, or ice_tcp = false)"
+    )]
+    TcpBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The shared sockets: one per media address, all on one port.

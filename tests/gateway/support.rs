@@ -224,14 +224,13 @@ pub fn video_key_frames(file: &Path) -> Vec<bool> {
         .unwrap_or_default()
 }
 
-/// `(address, port)` of every candidate in an SDP.
+/// `(address, port)` of every UDP candidate in an SDP (or fragment).
 pub fn candidates(sdp: &str) -> Vec<(String, u16)> {
     sdp.lines()
         .filter_map(|l| l.strip_prefix("a=candidate:"))
-        .map(|c| {
-            let f: Vec<&str> = c.split_whitespace().collect();
-            (f[4].to_string(), f[5].parse().expect("candidate port"))
-        })
+        .map(|c| c.split_whitespace().collect::<Vec<&str>>())
+        .filter(|f| f[2].eq_ignore_ascii_case("udp"))
+        .map(|f| (f[4].to_string(), f[5].parse().expect("candidate port")))
         .collect()
 }
 
@@ -541,5 +540,50 @@ pub fn expected_video(fixture: &castgate::client::Fixture, frames: u64) -> Video
         width: u64::from(fixture.width),
         height: u64::from(fixture.height),
         frames,
+    }
+}
+
+/// What `ffmpeg -v error` says while decoding all of `file` (empty: no decode error).
+pub fn decode_errors(file: &Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Checks that the publisher sent all of `fixture` (`seconds` long) and that both outputs of
+/// stream `name` hold every frame it sent, decode with no ffmpeg error, and carry its audio as
+/// AAC for about as long. The files go to the test's output directory.
+pub fn assert_both_outputs_whole(
+    fixture: &castgate::client::Fixture,
+    sent: &castgate::client::SendStats,
+    (hls, flv): (&HlsCapture, &FlvCapture),
+    name: &str,
+    seconds: u32,
+) {
+    assert_eq!(sent.video_frames, fixture.video_frames as u64, "{name}");
+    let out = output_dir(name);
+    assert_eq!(flv.status, 200, "{name}: FLV error {:?}", flv.error);
+    let flv_file = out.join(format!("{name}.flv"));
+    write(&flv_file, &[&flv.bytes]);
+    let hls_file = write_hls_file(hls, &out);
+    for file in [&flv_file, &hls_file] {
+        assert_eq!(
+            probe_video(file),
+            expected_video(fixture, sent.video_frames),
+            "every frame sent ({})",
+            file.display()
+        );
+        assert_eq!(decode_errors(file), "", "{}", file.display());
+        let audio = probe_audio(file);
+        assert_eq!(audio.codec, "aac", "{}: {audio:?}", file.display());
+        assert!(
+            audio.seconds() > f64::from(seconds) - 1.0,
+            "{}: audio all along: {audio:?}",
+            file.display()
+        );
     }
 }

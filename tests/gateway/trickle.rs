@@ -205,14 +205,15 @@ async fn trickled_candidates_are_checked_and_bad_patches_change_nothing() {
     assert_eq!(res.headers()["content-type"], FRAG);
     let new_etag = res.headers()["etag"].to_str().unwrap().to_string();
     assert_ne!(new_etag, etag);
-    let restarted = castgate::ingest::sdpfrag::SdpFrag::parse(&res.text().await.unwrap())
+    let restart_body = res.text().await.unwrap();
+    let restarted = castgate::ingest::sdpfrag::SdpFrag::parse(&restart_body)
         .expect("the 200 carries an sdpfrag");
     let new_ufrag = restarted.ice_ufrag.clone().expect("our new ufrag");
     assert_ne!(new_ufrag, our_ufrag);
     assert!(restarted.ice_pwd.is_some());
-    let restart_ports: Vec<u16> = restarted
-        .candidates()
-        .filter_map(|(c, _)| c.split_whitespace().nth(5)?.parse().ok())
+    let restart_ports: Vec<u16> = super::support::candidates(&restart_body)
+        .iter()
+        .map(|(_, p)| *p)
         .collect();
     assert_eq!(
         restart_ports, media_ports,
