@@ -391,6 +391,7 @@ mod tests {
             config: Arc::new(Config::default()),
             hub,
             sessions: Mutex::default(),
+            runtime: None,
         });
         Arc::new(Session::new(
             "s".into(),
