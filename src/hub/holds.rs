@@ -129,7 +129,11 @@ mod tests {
         assert!(h.is_held("cam"));
         assert_eq!(h.claim("cam", t0 + Duration::from_secs(9)), Found::Resumed);
         assert!(!h.is_held("cam"), "publishing again");
-        assert_eq!(h.claim("cam", t0), Found::NotHeld, "a second claim is not a resume");
+        assert_eq!(
+            h.claim("cam", t0),
+            Found::NotHeld,
+            "a second claim is not a resume"
+        );
         assert!(h.expired(t0 + Duration::from_secs(60)).is_empty());
     }
 
@@ -145,7 +149,10 @@ mod tests {
         );
         assert!(h.is_held("cam"));
         assert!(h.expired(t0 + Duration::from_secs(9)).is_empty());
-        assert_eq!(h.expired(t0 + Duration::from_secs(10)), vec!["cam".to_string()]);
+        assert_eq!(
+            h.expired(t0 + Duration::from_secs(10)),
+            vec!["cam".to_string()]
+        );
         assert!(!h.is_held("cam"));
         // Refused after the deadline: not held again.
         h.hold("cam", t0 + Duration::from_secs(10));

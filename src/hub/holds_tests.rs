@@ -89,6 +89,14 @@ fn drain(viewer: &mut FlvViewerStream) -> (Vec<Bytes>, bool) {
     }
 }
 
+/// A stream "cam" that has gone live (its first keyframe).
+fn live_stream(hub: &Hub) -> Arc<Stream> {
+    let stream = super::test_video_stream(hub);
+    stream.push_video(test_video_frame(0, true));
+    assert_eq!(stream.state(), StreamState::Live);
+    stream
+}
+
 fn is_sequence_header(t: &FlvTag) -> bool {
     matches!(t.tag_type, TAG_VIDEO | TAG_AUDIO) && t.body.get(1) == Some(&0)
 }
@@ -102,7 +110,7 @@ fn count(tags: &[FlvTag], tag_type: u8) -> usize {
 #[test]
 fn a_lost_publisher_is_held_and_a_new_claim_takes_the_same_stream_over() {
     let hub = hub();
-    let first = hub.claim("cam").unwrap();
+    let first = live_stream(&hub);
     assert!(hub.hold(&first, GRACE).is_some());
     assert!(hub.is_held("cam"));
     let listed = hub.list();
@@ -112,7 +120,10 @@ fn a_lost_publisher_is_held_and_a_new_claim_takes_the_same_stream_over() {
 
     let claim = hub.claim_or_resume("cam").unwrap();
     assert!(claim.resumed);
-    assert!(Arc::ptr_eq(&claim.stream, &first), "the same stream goes on");
+    assert!(
+        Arc::ptr_eq(&claim.stream, &first),
+        "the same stream goes on"
+    );
     assert_eq!(first.state(), StreamState::Starting);
     assert!(!hub.is_held("cam"));
     assert_eq!(
@@ -144,7 +155,10 @@ fn flv_viewers_stay_and_get_new_headers_on_a_timeline_that_goes_on() {
     // It starts between keyframes (at 5333 ms): nothing goes out until its keyframe at 6 s.
     b.frames = 10;
     b.run(20);
-    assert!(drain(&mut viewer).0.is_empty(), "no media before the new keyframe");
+    assert!(
+        drain(&mut viewer).0.is_empty(),
+        "no media before the new keyframe"
+    );
     b.run(60);
     let (chunks, ended) = drain(&mut viewer);
     assert!(!ended, "the viewer is still watching");
@@ -181,7 +195,10 @@ fn flv_viewers_stay_and_get_new_headers_on_a_timeline_that_goes_on() {
     );
     assert_eq!(b.stream.state(), StreamState::Live);
     hub.release(&b.stream);
-    assert!(drain(&mut viewer).1, "a release (DELETE) ends the viewer's response");
+    assert!(
+        drain(&mut viewer).1,
+        "a release (DELETE) ends the viewer's response"
+    );
 }
 
 #[test]
@@ -200,7 +217,10 @@ fn hls_goes_on_behind_a_discontinuity_with_no_gap() {
     assert_eq!(disc, [false, false, false, true, false, false], "{disc:?}");
     let prefix = b.stream.publish_id();
     for (i, s) in p.segments.iter().enumerate() {
-        assert_eq!(s.uri, format!("{prefix}-{}.m4s", p.media_sequence + i as u64));
+        assert_eq!(
+            s.uri,
+            format!("{prefix}-{}.m4s", p.media_sequence + i as u64)
+        );
     }
     assert!(!p.end_list);
 }
@@ -214,14 +234,21 @@ fn without_a_new_publisher_the_stream_ends_when_the_grace_is_over() {
     let mut viewer = a.stream.subscribe_flv().unwrap().into_stream();
     let until = hub.hold(&a.stream, GRACE).unwrap();
     assert!(!drain(&mut viewer).1, "held: the viewer stays");
-    assert!(hub.expire_holds(until - Duration::from_millis(1)).is_empty());
+    assert!(hub
+        .expire_holds(until - Duration::from_millis(1))
+        .is_empty());
     assert_ne!(a.stream.state(), StreamState::Ended);
     assert_eq!(hub.expire_holds(until), vec!["cam".to_string()]);
     assert_eq!(a.stream.state(), StreamState::Ended);
     assert!(hub.live("cam").is_none());
-    assert!(hub.live_or_recent("cam").is_some(), "ended streams stay readable");
+    assert!(
+        hub.live_or_recent("cam").is_some(),
+        "ended streams stay readable"
+    );
     let text = a.stream.hls_playlist(1, false).unwrap();
-    assert!(String::from_utf8_lossy(&text).trim_end().ends_with("#EXT-X-ENDLIST"));
+    assert!(String::from_utf8_lossy(&text)
+        .trim_end()
+        .ends_with("#EXT-X-ENDLIST"));
     assert!(drain(&mut viewer).1, "the viewer's response ends");
     // The name is free: a new claim is a new stream.
     let fresh = hub.claim_or_resume("cam").unwrap();
@@ -231,7 +258,7 @@ fn without_a_new_publisher_the_stream_ends_when_the_grace_is_over() {
 #[test]
 fn a_claim_past_the_grace_starts_a_new_stream_even_before_the_expiry_ran() {
     let hub = hub();
-    let old = hub.claim("cam").unwrap();
+    let old = live_stream(&hub);
     let until = hub.hold(&old, GRACE).unwrap();
     let claim = hub.claim_at("cam", until).unwrap();
     assert!(!claim.resumed && !Arc::ptr_eq(&claim.stream, &old));
@@ -239,9 +266,18 @@ fn a_claim_past_the_grace_starts_a_new_stream_even_before_the_expiry_ran() {
 }
 
 #[test]
-fn a_zero_grace_ends_at_once() {
+fn a_stream_that_never_went_live_is_not_held() {
     let hub = hub();
     let s = hub.claim("cam").unwrap();
+    assert_eq!(hub.hold(&s, GRACE), None);
+    assert_eq!(s.state(), StreamState::Ended);
+    assert!(hub.live("cam").is_none());
+}
+
+#[test]
+fn a_zero_grace_ends_at_once() {
+    let hub = hub();
+    let s = live_stream(&hub);
     assert_eq!(hub.hold(&s, Duration::ZERO), None);
     assert_eq!(s.state(), StreamState::Ended);
     assert!(hub.live("cam").is_none());
@@ -251,7 +287,7 @@ fn a_zero_grace_ends_at_once() {
 #[test]
 fn a_refused_resume_leaves_the_stream_held() {
     let hub = hub();
-    let s = hub.claim("cam").unwrap();
+    let s = live_stream(&hub);
     hub.hold(&s, GRACE).unwrap();
     let claim = hub.claim_or_resume("cam").unwrap();
     hub.discard(&claim.stream);
@@ -266,7 +302,7 @@ fn a_refused_resume_leaves_the_stream_held() {
 #[test]
 fn server_shutdown_ends_held_streams() {
     let hub = hub();
-    let s = hub.claim("cam").unwrap();
+    let s = live_stream(&hub);
     hub.hold(&s, GRACE).unwrap();
     hub.end_held();
     assert_eq!(s.state(), StreamState::Ended);

@@ -112,9 +112,7 @@ impl Hub {
                     });
                 }
                 holds::Found::Expired => streams.end_live(name),
-                holds::Found::NotHeld => {
-                    return Err(HubError::AlreadyPublishing(name.to_string()))
-                }
+                holds::Found::NotHeld => return Err(HubError::AlreadyPublishing(name.to_string())),
             }
         }
         let stream = Arc::new(Stream::new(name.to_string(), &self.settings));
@@ -138,14 +136,19 @@ impl Hub {
     /// The publisher of `stream` was lost: the stream waits `grace` for another (its open HLS
     /// segment is written, FLV viewers stay connected) and is resumed by a claim of its name,
     /// or ended by [`Hub::expire_holds`] once `grace` is over. Returns the deadline, or `None`
-    /// (a zero grace, or the stream is no longer the live one): then it was released.
+    /// (a zero grace, a stream that never went live, or one that is no longer the live one):
+    /// then it was released.
     pub fn hold(&self, stream: &Arc<Stream>, grace: Duration) -> Option<Instant> {
         if grace.is_zero() {
             self.release(stream);
             return None;
         }
         let mut streams = self.lock();
-        if !streams.is_current(stream) || stream.state() == StreamState::Ended {
+        // A stream that never went live has nothing for viewers to stay on.
+        if !streams.is_current(stream)
+            || !stream.has_gone_live()
+            || stream.state() == StreamState::Ended
+        {
             drop(streams);
             self.release(stream);
             return None;

@@ -130,6 +130,7 @@ impl Inner {
         }
         if self.state == StreamState::Starting && self.audio_only {
             self.state = StreamState::Live;
+            self.went_live = true;
         }
         self.state == StreamState::Live
     }
@@ -164,6 +165,8 @@ pub struct Stream {
 
 struct Inner {
     state: StreamState,
+    /// Has been live (with this publisher or one before it): it has outputs to continue.
+    went_live: bool,
     /// No video track: the stream goes live with its first audio frame.
     audio_only: bool,
     hls_opus_passthrough: bool,
@@ -204,6 +207,7 @@ impl Stream {
             publish_id,
             started_at: SystemTime::now(),
             inner: Mutex::new(Inner {
+                went_live: false,
                 state: StreamState::Starting,
                 audio_only: false,
                 hls_opus_passthrough: settings.hls_opus_passthrough,
@@ -392,6 +396,7 @@ impl Stream {
                 };
             }
             inner.state = StreamState::Live;
+            inner.went_live = true;
         }
         inner.video_meter.record(frame.pts, frame.data.len());
         inner.last_video_dts = Some(frame.dts);
@@ -470,6 +475,11 @@ impl Stream {
         inner.flv.gop.clear();
         inner.clock.register_track(TrackId::Video, 0);
         inner.clock.register_track(TrackId::Audio, 0);
+    }
+
+    /// True once the stream has been live: it has outputs a reconnect could continue.
+    pub fn has_gone_live(&self) -> bool {
+        self.lock().went_live
     }
 
     /// Declared without video ([`Stream::set_audio_only`]).

@@ -249,7 +249,10 @@ impl Ingest {
         if claim.resumed && stream.is_audio_only() != (summary.video_sections == 0) {
             // Back with other tracks (video added or dropped): the outputs cannot change shape
             // mid-stream, so the held stream ends and a new one starts.
-            tracing::info!(stream = stream_name, "publisher back with other tracks: new stream");
+            tracing::info!(
+                stream = stream_name,
+                "publisher back with other tracks: new stream"
+            );
             self.shared.hub.release(&stream);
             stream = self.shared.hub.claim(stream_name).map_err(conflict)?;
         }

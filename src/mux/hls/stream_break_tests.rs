@@ -44,7 +44,10 @@ fn the_open_segment_is_written_and_the_next_continues_behind_a_discontinuity() {
     assert_eq!(p.segments.len(), 3, "the open segment is written at once");
     assert_eq!(p.segments[2].uri, "ab12-2.m4s");
     assert!(!p.end_list, "the stream goes on");
-    assert!(s.wants_keyframe(), "the next publisher is asked for a keyframe");
+    assert!(
+        s.wants_keyframe(),
+        "the next publisher is asked for a keyframe"
+    );
 
     // The new publisher's clock starts far away (a new RTP base); its first frames are not a
     // keyframe and cannot start a segment.
@@ -55,7 +58,13 @@ fn the_open_segment_is_written_and_the_next_continues_behind_a_discontinuity() {
     let uris: Vec<&str> = p.segments.iter().map(|x| x.uri.as_str()).collect();
     assert_eq!(
         uris,
-        ["ab12-0.m4s", "ab12-1.m4s", "ab12-2.m4s", "ab12-3.m4s", "ab12-4.m4s"],
+        [
+            "ab12-0.m4s",
+            "ab12-1.m4s",
+            "ab12-2.m4s",
+            "ab12-3.m4s",
+            "ab12-4.m4s"
+        ],
         "no gap in the media sequence"
     );
     let disc: Vec<bool> = p.segments.iter().map(|x| x.discontinuity).collect();
@@ -66,7 +75,11 @@ fn the_open_segment_is_written_and_the_next_continues_behind_a_discontinuity() {
     );
     // The fMP4 timeline goes on where segment 2 ended.
     let end_of_2 = tfdt(&s, "ab12-2.m4s") + duration(&s, "ab12-2.m4s");
-    assert_eq!(end_of_2, 60 * FRAME as u64, "frames 0..60, the last one flushed");
+    assert_eq!(
+        end_of_2,
+        60 * FRAME as u64,
+        "frames 0..60, the last one flushed"
+    );
     assert_eq!(tfdt(&s, "ab12-3.m4s"), end_of_2);
 }
 
@@ -98,7 +111,9 @@ fn a_discontinuity_that_slides_out_is_counted() {
     let first = p.media_sequence;
     let n = p.segments.len() as u64;
     let uris: Vec<String> = p.segments.iter().map(|x| x.uri.clone()).collect();
-    let want: Vec<String> = (first..first + n).map(|m| format!("ab12-{m}.m4s")).collect();
+    let want: Vec<String> = (first..first + n)
+        .map(|m| format!("ab12-{m}.m4s"))
+        .collect();
     assert_eq!(uris, want);
 }
 
