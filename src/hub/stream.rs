@@ -2,7 +2,7 @@
 //! viewer (the FLV tag fan-out with its GOP cache, and the HLS segment window).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -160,7 +160,9 @@ pub struct Stream {
     frames_in: AtomicU64,
     hls_requests: HlsRequestCounts,
     latency: super::latency::StreamLatency,
-    simulcast: OnceLock<Arc<SimulcastLayers>>,
+    /// The current publisher's simulcast layers (a publisher that takes a held stream over
+    /// brings its own, or none).
+    simulcast: Mutex<Option<Arc<SimulcastLayers>>>,
 }
 
 struct Inner {
@@ -233,7 +235,7 @@ impl Stream {
             frames_in: AtomicU64::new(0),
             hls_requests: HlsRequestCounts::default(),
             latency: super::latency::StreamLatency::default(),
-            simulcast: OnceLock::new(),
+            simulcast: Mutex::new(None),
         }
     }
 
@@ -468,6 +470,7 @@ impl Stream {
             return;
         }
         inner.state = StreamState::Starting;
+        *self.simulcast.lock().unwrap_or_else(|e| e.into_inner()) = None;
         inner.video = None;
         inner.aac = None;
         inner.audio_codec = None;
@@ -633,14 +636,21 @@ impl Stream {
                 hls: hls_viewers,
             },
             latency: self.latency.info(),
-            simulcast: self.simulcast.get().map(|s| s.info()),
+            simulcast: self.simulcast_layers().map(|s| s.info()),
             hls_requests: self.hls_requests.info(),
         }
     }
 
     /// The publish offered simulcast: which layers, and which one is received.
     pub fn set_simulcast(&self, layers: Arc<SimulcastLayers>) {
-        let _ = self.simulcast.set(layers);
+        *self.simulcast.lock().unwrap_or_else(|e| e.into_inner()) = Some(layers);
+    }
+
+    fn simulcast_layers(&self) -> Option<Arc<SimulcastLayers>> {
+        self.simulcast
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// A new sequence header: kept for viewers to come, sent to those watching.
