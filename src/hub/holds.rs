@@ -93,10 +93,19 @@ impl Holds {
 
     /// Takes out and returns the held names whose grace is over at `now`.
     pub fn expired(&mut self, now: Instant) -> Vec<String> {
+        self.take_held(|h| now >= h.until)
+    }
+
+    /// Takes out every held name (server shutdown).
+    pub fn drain_held(&mut self) -> Vec<String> {
+        self.take_held(|_| true)
+    }
+
+    fn take_held(&mut self, due: impl Fn(&Hold) -> bool) -> Vec<String> {
         let names: Vec<String> = self
             .names
             .iter()
-            .filter(|(_, h)| !h.resumed && now >= h.until)
+            .filter(|(_, h)| !h.resumed && due(h))
             .map(|(n, _)| n.clone())
             .collect();
         for n in &names {
@@ -104,16 +113,6 @@ impl Holds {
         }
         names
     }
-
-    /// Takes out every held name (server shutdown).
-    pub fn drain_held(&mut self) -> Vec<String> {
-        self.expired(far_future())
-    }
-}
-
-fn far_future() -> Instant {
-    // Past any deadline a grace of at most a day (the configuration's cap) can set.
-    Instant::now() + std::time::Duration::from_secs(400 * 24 * 3600)
 }
 
 #[cfg(test)]
