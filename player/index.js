@@ -26,7 +26,7 @@ function streamCard(s) {
   const card = element('article', 'card stream');
   card.dataset.stream = s.name;
   const title = element('div', 'title');
-  title.append(element('span', s.state === 'live' ? 'pill live' : 'pill', s.state === 'live' ? 'Live' : 'Starting'),
+  title.append(element('span', s.state === 'live' ? 'pill live' : 'pill', s.state === 'live' ? 'Live' : s.state === 'reconnecting' ? 'Reconnecting' : 'Starting'),
     element('span', '', s.name));
   const meta = element('div', 'meta');
   const facts = [];

@@ -278,6 +278,11 @@ async function pollOnce() {
     setState('waiting', 'Offline', 'warn', 'Cannot reach the gateway; retrying…');
     return;
   }
+  if (player !== null && info && (info.state === 'reconnecting' || info.state === 'starting')) {
+    // The publisher dropped and may be back within the gateway's reconnect grace: the same
+    // stream goes on, so the player keeps playing (or waiting) rather than being torn down.
+    return;
+  }
   if (!info || info.state !== 'live') {
     const ended = player !== null;
     stopPlayer();

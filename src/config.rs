@@ -110,6 +110,12 @@ pub struct StreamConfig {
     pub keyframe_interval_secs: f64,
     /// End a stream that has received no media for this long, in seconds.
     pub idle_timeout_secs: f64,
+    /// A publisher lost without a WHIP DELETE (ICE/DTLS failure, no media for
+    /// `idle_timeout_secs`) may publish the same name again within this many seconds and
+    /// continue the same stream: viewers stay, HLS goes on behind a discontinuity. 0 ends the
+    /// stream at once. (`reconnect_grace_s` is accepted too.)
+    #[serde(alias = "reconnect_grace_s")]
+    pub reconnect_grace_secs: f64,
     /// How long the reorder buffer waits for a missing RTP packet, in milliseconds.
     pub reorder_delay_ms: u64,
 }
@@ -129,6 +135,9 @@ pub struct HlsConfig {
     /// An MPEG-TS rendition of the same segments at `ts.m3u8`, for legacy players.
     pub mpegts: bool,
 }
+
+/// A day: a name held longer than that is a stream nobody will come back to.
+const MAX_RECONNECT_GRACE_SECS: f64 = 86_400.0;
 
 /// Parts shorter than this cost more in requests than they save in latency.
 const MIN_PART_MS: u64 = 100;
@@ -169,6 +178,7 @@ impl Default for StreamConfig {
         StreamConfig {
             keyframe_interval_secs: 2.0,
             idle_timeout_secs: 10.0,
+            reconnect_grace_secs: 10.0,
             reorder_delay_ms: 150,
         }
     }
@@ -247,6 +257,12 @@ impl Config {
             "stream.keyframe_interval_secs",
         )?;
         positive(self.stream.idle_timeout_secs, "stream.idle_timeout_secs")?;
+        let grace = self.stream.reconnect_grace_secs;
+        if !(grace.is_finite() && (0.0..=MAX_RECONNECT_GRACE_SECS).contains(&grace)) {
+            return Err(ConfigError::Invalid(format!(
+                "stream.reconnect_grace_secs must be between 0 and {MAX_RECONNECT_GRACE_SECS}"
+            )));
+        }
         positive(self.hls.segment_duration_secs, "hls.segment_duration_secs")?;
         if self.hls.window < 3 {
             return Err(ConfigError::Invalid("hls.window must be at least 3".into()));
@@ -298,6 +314,11 @@ impl Config {
         Duration::from_secs_f64(self.stream.idle_timeout_secs)
     }
 
+    /// How long a lost publisher's stream waits for it to publish again (zero: not at all).
+    pub fn reconnect_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.stream.reconnect_grace_secs)
+    }
+
     pub fn segment_duration(&self) -> Duration {
         Duration::from_secs_f64(self.hls.segment_duration_secs)
     }
@@ -342,6 +363,26 @@ mod tests {
             shipped.webrtc.ice_tcp_port(),
             Config::default().webrtc.ice_tcp_port()
         );
+    }
+
+    #[test]
+    fn reconnect_grace_parses_under_either_name_and_is_bounded() {
+        let c = Config::from_toml("", "x").unwrap();
+        assert_eq!(c.reconnect_grace(), Duration::from_secs(10));
+        let c = Config::from_toml("[stream]\nreconnect_grace_secs = 2.5\n", "x").unwrap();
+        assert_eq!(c.reconnect_grace(), Duration::from_millis(2500));
+        let c = Config::from_toml("[stream]\nreconnect_grace_s = 0\n", "x").unwrap();
+        assert_eq!(c.reconnect_grace(), Duration::ZERO, "0 turns it off");
+        for bad in ["-1", "100000", "nan"] {
+            let text = format!("[stream]\nreconnect_grace_secs = {bad}\n");
+            assert!(
+                matches!(Config::from_toml(&text, "x"), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        let shipped = Config::from_toml(include_str!("../config/castgate.toml"), "castgate.toml")
+            .expect("config/castgate.toml parses");
+        assert_eq!(shipped.reconnect_grace(), Duration::from_secs(10));
     }
 
     #[test]

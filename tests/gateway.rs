@@ -34,6 +34,9 @@ mod sync;
 #[path = "gateway/lifecycle.rs"]
 mod lifecycle;
 
+#[path = "gateway/reconnect.rs"]
+mod reconnect;
+
 #[path = "gateway/load.rs"]
 mod load;
 

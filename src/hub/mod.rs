@@ -1,5 +1,7 @@
 //! The stream hub: live streams by name. A publisher claims a name, pushes frames into its
-//! [`Stream`], and viewers read the shared, already-muxed output from it.
+//! [`Stream`], and viewers read the shared, already-muxed output from it. A stream whose
+//! publisher was lost is held for a reconnect grace; a new claim of its name within it takes
+//! the same stream over (viewers stay), after it the stream ends.
 
 mod flv_batch;
 mod flv_fanout;
@@ -9,6 +11,9 @@ mod flv_timeline;
 #[cfg(test)]
 mod flv_timeline_tests;
 mod hls_requests;
+mod holds;
+#[cfg(test)]
+mod holds_tests;
 pub mod latency;
 mod meter;
 mod simulcast;
@@ -42,9 +47,37 @@ pub struct Hub {
 
 #[derive(Default)]
 struct Streams {
+    /// Streams being published, and those held for a reconnect (in `holds`).
     live: HashMap<String, Arc<Stream>>,
+    holds: holds::Holds,
     /// Ended streams kept for [`ENDED_RETENTION`] after they ended.
     ended: HashMap<String, (Arc<Stream>, Instant)>,
+}
+
+impl Streams {
+    /// True when `stream` is the live one of its name (not replaced, released or discarded).
+    fn is_current(&self, stream: &Arc<Stream>) -> bool {
+        self.live
+            .get(stream.name())
+            .is_some_and(|s| Arc::ptr_eq(s, stream))
+    }
+
+    /// Ends the live stream `name` and keeps it readable for [`ENDED_RETENTION`].
+    fn end_live(&mut self, name: &str) {
+        self.holds.forget(name);
+        if let Some(stream) = self.live.remove(name) {
+            stream.end();
+            self.ended
+                .insert(name.to_string(), (stream, Instant::now()));
+        }
+    }
+}
+
+/// A claimed name: a new stream, or a held one taken over.
+pub struct Claim {
+    pub stream: Arc<Stream>,
+    /// The stream was held for a reconnect and continues with this publisher.
+    pub resumed: bool,
 }
 
 impl Hub {
@@ -57,43 +90,117 @@ impl Hub {
 
     /// Claims `name` for a new publish. Fails if someone is publishing it already.
     pub fn claim(&self, name: &str) -> Result<Arc<Stream>, HubError> {
+        self.claim_or_resume(name).map(|c| c.stream)
+    }
+
+    /// Claims `name`: a stream held for a reconnect is taken over (the same stream, its
+    /// viewers stay), else a new one starts. Fails if someone is publishing it already.
+    pub fn claim_or_resume(&self, name: &str) -> Result<Claim, HubError> {
+        self.claim_at(name, Instant::now())
+    }
+
+    pub(crate) fn claim_at(&self, name: &str, now: Instant) -> Result<Claim, HubError> {
         let mut streams = self.lock();
-        if streams.live.contains_key(name) {
-            return Err(HubError::AlreadyPublishing(name.to_string()));
+        if let Some(held) = streams.live.get(name).cloned() {
+            match streams.holds.claim(name, now) {
+                holds::Found::Resumed => {
+                    held.resume();
+                    tracing::info!(stream = name, "publisher back within the reconnect grace");
+                    return Ok(Claim {
+                        stream: held,
+                        resumed: true,
+                    });
+                }
+                holds::Found::Expired => streams.end_live(name),
+                holds::Found::NotHeld => return Err(HubError::AlreadyPublishing(name.to_string())),
+            }
         }
         let stream = Arc::new(Stream::new(name.to_string(), &self.settings));
         streams.ended.remove(name);
         streams.live.insert(name.to_string(), stream.clone());
-        Ok(stream)
+        Ok(Claim {
+            stream,
+            resumed: false,
+        })
     }
 
     /// Ends `stream` and moves it out of the live list. A no-op if it was replaced or released.
     pub fn release(&self, stream: &Arc<Stream>) {
         stream.end();
         let mut streams = self.lock();
-        let is_current = streams
-            .live
-            .get(stream.name())
-            .is_some_and(|s| Arc::ptr_eq(s, stream));
-        if is_current {
-            streams.live.remove(stream.name());
-            streams
-                .ended
-                .insert(stream.name().to_string(), (stream.clone(), Instant::now()));
+        if streams.is_current(stream) {
+            streams.end_live(stream.name());
         }
     }
 
-    /// Drops a claim that never became a publish (its offer was refused): unlike
-    /// [`Hub::release`], nothing of it stays readable.
-    pub fn discard(&self, stream: &Arc<Stream>) {
-        stream.end();
+    /// The publisher of `stream` was lost: the stream waits `grace` for another (its open HLS
+    /// segment is written, FLV viewers stay connected) and is resumed by a claim of its name,
+    /// or ended by [`Hub::expire_holds`] once `grace` is over. Returns the deadline, or `None`
+    /// (a zero grace, a stream that never went live, or one that is no longer the live one):
+    /// then it was released.
+    pub fn hold(&self, stream: &Arc<Stream>, grace: Duration) -> Option<Instant> {
+        if grace.is_zero() {
+            self.release(stream);
+            return None;
+        }
         let mut streams = self.lock();
-        if streams
-            .live
-            .get(stream.name())
-            .is_some_and(|s| Arc::ptr_eq(s, stream))
+        // A stream that never went live has nothing for viewers to stay on.
+        if !streams.is_current(stream)
+            || !stream.has_gone_live()
+            || stream.state() == StreamState::Ended
         {
-            streams.live.remove(stream.name());
+            drop(streams);
+            self.release(stream);
+            return None;
+        }
+        let until = Instant::now() + grace;
+        stream.suspend();
+        streams.holds.hold(stream.name(), until);
+        Some(until)
+    }
+
+    /// Ends the held streams whose grace is over at `now` (as [`Hub::release`] does); returns
+    /// their names.
+    pub fn expire_holds(&self, now: Instant) -> Vec<String> {
+        let mut streams = self.lock();
+        let names = streams.holds.expired(now);
+        for name in &names {
+            streams.end_live(name);
+        }
+        names
+    }
+
+    /// Ends every held stream at once (server shutdown).
+    pub fn end_held(&self) {
+        let mut streams = self.lock();
+        for name in streams.holds.drain_held() {
+            streams.end_live(&name);
+        }
+    }
+
+    /// True while `name` is held for a reconnect.
+    pub fn is_held(&self, name: &str) -> bool {
+        self.lock().holds.is_held(name)
+    }
+
+    /// Drops a claim that never became a publish (its offer was refused): unlike
+    /// [`Hub::release`], nothing of it stays readable. A claim that took over a held stream
+    /// gives it back: the stream is held again, until its grace was to end.
+    pub fn discard(&self, stream: &Arc<Stream>) {
+        let mut streams = self.lock();
+        if !streams.is_current(stream) {
+            drop(streams);
+            stream.end();
+            return;
+        }
+        match streams.holds.give_back(stream.name(), Instant::now()) {
+            holds::GivenBack::HeldAgain => stream.suspend(),
+            // A resumed stream whose grace ran out meanwhile: it ends as a release would.
+            holds::GivenBack::GraceOver => streams.end_live(stream.name()),
+            holds::GivenBack::NotResumed => {
+                stream.end();
+                streams.live.remove(stream.name());
+            }
         }
     }
 
@@ -126,8 +233,10 @@ impl Hub {
         infos
     }
 
-    /// Drops ended streams past their retention. Called periodically by the server.
+    /// Drops ended streams past their retention, and ends held streams past their grace (a
+    /// backstop: each hold's own timer does it on time). Called periodically by the server.
     pub fn sweep(&self) {
+        self.expire_holds(Instant::now());
         self.lock()
             .ended
             .retain(|_, (_, at)| at.elapsed() < ENDED_RETENTION);

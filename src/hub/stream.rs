@@ -2,7 +2,7 @@
 //! viewer (the FLV tag fan-out with its GOP cache, and the HLS segment window).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -63,6 +63,9 @@ pub enum StreamState {
     Starting,
     /// Has had its first keyframe: outputs are being written.
     Live,
+    /// The publisher was lost; the stream waits for it (or another) to publish again within the
+    /// reconnect grace. Viewers stay; nothing new is written.
+    Reconnecting,
     /// The publisher left; outputs are final.
     Ended,
 }
@@ -114,6 +117,11 @@ pub struct Viewers {
 }
 
 impl Inner {
+    /// Ended, or waiting for a publisher to come back: media and codec changes are ignored.
+    fn without_publisher(&self) -> bool {
+        matches!(self.state, StreamState::Ended | StreamState::Reconnecting)
+    }
+
     /// Audio goes out once the stream is live (its first video keyframe); an audio-only
     /// stream goes live with its first audio frame.
     fn audio_ready(&mut self) -> bool {
@@ -122,6 +130,7 @@ impl Inner {
         }
         if self.state == StreamState::Starting && self.audio_only {
             self.state = StreamState::Live;
+            self.went_live = true;
         }
         self.state == StreamState::Live
     }
@@ -151,11 +160,15 @@ pub struct Stream {
     frames_in: AtomicU64,
     hls_requests: HlsRequestCounts,
     latency: super::latency::StreamLatency,
-    simulcast: OnceLock<Arc<SimulcastLayers>>,
+    /// The current publisher's simulcast layers (a publisher that takes a held stream over
+    /// brings its own, or none).
+    simulcast: Mutex<Option<Arc<SimulcastLayers>>>,
 }
 
 struct Inner {
     state: StreamState,
+    /// Has been live (with this publisher or one before it): it has outputs to continue.
+    went_live: bool,
     /// No video track: the stream goes live with its first audio frame.
     audio_only: bool,
     hls_opus_passthrough: bool,
@@ -196,6 +209,7 @@ impl Stream {
             publish_id,
             started_at: SystemTime::now(),
             inner: Mutex::new(Inner {
+                went_live: false,
                 state: StreamState::Starting,
                 audio_only: false,
                 hls_opus_passthrough: settings.hls_opus_passthrough,
@@ -221,7 +235,7 @@ impl Stream {
             frames_in: AtomicU64::new(0),
             hls_requests: HlsRequestCounts::default(),
             latency: super::latency::StreamLatency::default(),
-            simulcast: OnceLock::new(),
+            simulcast: Mutex::new(None),
         }
     }
 
@@ -264,7 +278,7 @@ impl Stream {
     /// New or changed H.264 parameter sets. Unchanged ones are ignored.
     pub fn set_video_params(&self, ps: ParameterSets) {
         let mut inner = self.lock();
-        if inner.state == StreamState::Ended {
+        if inner.without_publisher() {
             return;
         }
         if inner
@@ -305,7 +319,7 @@ impl Stream {
     /// (other bytes) sends a new FLV sequence header and a new HLS init segment.
     pub fn set_aac_config(&self, audio_specific_config: Bytes, sample_rate: u32, channels: u8) {
         let mut inner = self.lock();
-        if inner.state == StreamState::Ended
+        if inner.without_publisher()
             || inner
                 .aac
                 .as_ref()
@@ -373,7 +387,7 @@ impl Stream {
     pub fn push_video(&self, frame: Frame) -> VideoPushed {
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
-        if inner.state == StreamState::Ended || inner.video.is_none() {
+        if inner.without_publisher() || inner.video.is_none() {
             return VideoPushed::default();
         }
         if inner.state == StreamState::Starting {
@@ -384,6 +398,7 @@ impl Stream {
                 };
             }
             inner.state = StreamState::Live;
+            inner.went_live = true;
         }
         inner.video_meter.record(frame.pts, frame.data.len());
         inner.last_video_dts = Some(frame.dts);
@@ -426,6 +441,53 @@ impl Stream {
         let _ = self
             .flv_tx
             .send(FlvPacket::control(FlvKind::End, Bytes::new()));
+    }
+
+    /// The publisher was lost (the hub holds the stream for a reconnect): what the outputs
+    /// hold goes out (the FLV batch, the open HLS segment) and the stream waits, its viewers
+    /// connected. Idempotent; a no-op once ended.
+    pub(super) fn suspend(&self) {
+        let mut inner = self.lock();
+        if inner.without_publisher() {
+            return;
+        }
+        inner.state = StreamState::Reconnecting;
+        self.flush_flv(&mut inner);
+        inner.hls.break_timeline();
+        inner.hls_held_arrival = None;
+        inner.audio_held_since = None;
+        self.hls_progress.send_replace(inner.hls.progress());
+    }
+
+    /// A new publisher continues the held stream. It declares its codecs afresh, so FLV
+    /// viewers get new sequence headers even when they are the same; its media waits for its
+    /// first keyframe (new viewers wait with it: the cached GOP was the old publisher's). Its
+    /// clocks start anew: each track is re-anchored after its last output, so FLV time goes
+    /// on forward; HLS goes on behind a discontinuity.
+    pub(super) fn resume(&self) {
+        let mut inner = self.lock();
+        if inner.state != StreamState::Reconnecting {
+            return;
+        }
+        inner.state = StreamState::Starting;
+        *self.simulcast.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        inner.video = None;
+        inner.aac = None;
+        inner.audio_codec = None;
+        inner.last_video_dts = None;
+        inner.flv.gop.clear();
+        inner.clock.register_track(TrackId::Video, 0);
+        inner.clock.register_track(TrackId::Audio, 0);
+    }
+
+    /// True once the stream has been live: it has outputs a reconnect could continue.
+    pub fn has_gone_live(&self) -> bool {
+        self.lock().went_live
+    }
+
+    /// Declared without video ([`Stream::set_audio_only`]).
+    pub fn is_audio_only(&self) -> bool {
+        self.lock().audio_only
     }
 
     /// Starts an FLV viewer: the file header, metadata, sequence headers and cached GOP, then
@@ -574,14 +636,21 @@ impl Stream {
                 hls: hls_viewers,
             },
             latency: self.latency.info(),
-            simulcast: self.simulcast.get().map(|s| s.info()),
+            simulcast: self.simulcast_layers().map(|s| s.info()),
             hls_requests: self.hls_requests.info(),
         }
     }
 
     /// The publish offered simulcast: which layers, and which one is received.
     pub fn set_simulcast(&self, layers: Arc<SimulcastLayers>) {
-        let _ = self.simulcast.set(layers);
+        *self.simulcast.lock().unwrap_or_else(|e| e.into_inner()) = Some(layers);
+    }
+
+    fn simulcast_layers(&self) -> Option<Arc<SimulcastLayers>> {
+        self.simulcast
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// A new sequence header: kept for viewers to come, sent to those watching.

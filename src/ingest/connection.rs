@@ -478,7 +478,7 @@ impl Connection {
     /// it (nothing more is sent: its state may be broken).
     pub fn abort(&mut self) {
         self.ended = true;
-        self.session.close("internal error");
+        self.session.lose("internal error");
     }
 
     fn drain_reads(&mut self, now: Instant) {
@@ -557,11 +557,11 @@ impl Connection {
                         RTCPeerConnectionState::Connected => self.connected = true,
                         RTCPeerConnectionState::Failed => {
                             self.ended = true;
-                            self.session.close("ICE/DTLS failed");
+                            self.session.lose("ICE/DTLS failed");
                         }
                         RTCPeerConnectionState::Closed => {
                             self.ended = true;
-                            self.session.close("peer connection closed");
+                            self.session.lose("peer connection closed");
                         }
                         _ => {}
                     }

@@ -88,9 +88,26 @@ pub(crate) struct Shared {
     pub config: Arc<Config>,
     pub hub: Arc<Hub>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Where hold expiries are timed (sessions may end on a media loop thread). Without one
+    /// (an `Ingest` made outside a runtime) the hub's periodic sweep ends held streams.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Shared {
+    /// Ends the streams held until `until` once it has passed (unless resumed meanwhile).
+    fn expire_hold_at(&self, until: std::time::Instant) {
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        let hub = self.hub.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+            for name in hub.expire_holds(std::time::Instant::now()) {
+                tracing::info!(stream = %name, "no publisher within the reconnect grace: stream ended");
+            }
+        });
+    }
+
     fn remove_session(&self, id: &str) {
         self.sessions
             .lock()
@@ -160,6 +177,7 @@ impl Ingest {
                 config,
                 hub,
                 sessions: Mutex::new(HashMap::new()),
+                runtime: tokio::runtime::Handle::try_current().ok(),
             }),
             ports: Arc::new(PortPicker::default()),
             media_port: Arc::default(),
@@ -284,9 +302,25 @@ impl Ingest {
         offer_sdp: String,
     ) -> Result<Answer, IngestError> {
         let summary = offer::inspect(&offer_sdp)?;
-        let stream = self.shared.hub.claim(stream_name).map_err(|e| match e {
+        let conflict = |e| match e {
             HubError::AlreadyPublishing(n) => IngestError::Conflict(n),
-        })?;
+        };
+        let claim = self
+            .shared
+            .hub
+            .claim_or_resume(stream_name)
+            .map_err(conflict)?;
+        let mut stream = claim.stream;
+        if claim.resumed && stream.is_audio_only() != (summary.video_sections == 0) {
+            // Back with other tracks (video added or dropped): the outputs cannot change shape
+            // mid-stream, so the held stream ends and a new one starts.
+            tracing::info!(
+                stream = stream_name,
+                "publisher back with other tracks: new stream"
+            );
+            self.shared.hub.release(&stream);
+            stream = self.shared.hub.claim(stream_name).map_err(conflict)?;
+        }
         let remote_ufrag = sdpfrag::ice_ufrag(&offer_sdp)
             .unwrap_or_default()
             .to_string();
@@ -459,6 +493,8 @@ impl Ingest {
         for s in sessions {
             s.close("server shutting down");
         }
+        // Streams waiting for a publisher to come back end too.
+        self.shared.hub.end_held();
     }
 }
 
@@ -475,7 +511,7 @@ async fn watchdog(session: Arc<Session>) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {
                 if session.idle_for() >= timeout {
-                    session.close("no media");
+                    session.lose("no media");
                     return;
                 }
             }

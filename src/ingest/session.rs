@@ -1,6 +1,8 @@
 //! One WHIP session: its claimed stream, a handle on its connection (which lives on a loop
-//! thread, `rtc_loop`), and the single way it ends (DELETE, ICE/DTLS failure, or no media for
-//! too long), which releases everything once.
+//! thread, `rtc_loop`), and the single way it ends, which releases everything once. A publisher
+//! that is done (WHIP DELETE, server shutdown) ends its stream at once; one that is lost (ICE or
+//! DTLS failure, its connection closed without a DELETE, no media for too long) leaves it held
+//! for `[stream] reconnect_grace_secs`, for a new publish of the name to continue.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,6 +17,17 @@ use super::sdpfrag::SdpFrag;
 use super::{IngestError, Shared};
 use crate::config::Config;
 use crate::hub::Stream;
+
+/// How a session ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The publisher (or the server) is done: the stream ends.
+    Done,
+    /// The publisher was lost: the stream is held for the reconnect grace.
+    Lost,
+    /// The offer was refused: the claim is undone.
+    Refused,
+}
 
 pub struct Session {
     id: String,
@@ -152,26 +165,45 @@ impl Session {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Ends the session: the stream ends at once (playlist gets ENDLIST, FLV viewers finish),
-    /// the name is free again, and the peer connection is closed in the background.
+    /// Ends the session because the publisher is done (DELETE, server shutdown): the stream
+    /// ends at once (playlist gets ENDLIST, FLV viewers finish), the name is free again, and the
+    /// peer connection is closed in the background.
     pub fn close(&self, reason: &'static str) {
-        self.shutdown(reason, false);
+        self.shutdown(reason, End::Done);
     }
 
-    /// Undoes a publish whose offer was refused: no trace of it stays in the hub.
+    /// Ends the session because the publisher was lost (ICE/DTLS failure, no media, its
+    /// connection gone): the stream is held for the reconnect grace (ended at once when it
+    /// is 0), and the peer connection is closed in the background.
+    pub fn lose(&self, reason: &'static str) {
+        self.shutdown(reason, End::Lost);
+    }
+
+    /// Undoes a publish whose offer was refused: no trace of it stays in the hub (a held
+    /// stream it was to continue is held again).
     pub(super) fn abandon(&self) {
-        self.shutdown("offer refused", true);
+        self.shutdown("offer refused", End::Refused);
     }
 
-    fn shutdown(&self, reason: &'static str, abandon: bool) {
+    fn shutdown(&self, reason: &'static str, end: End) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
         tracing::info!(stream = self.stream.name(), session = %self.id, reason, "publish ended");
-        if abandon {
-            self.shared.hub.discard(&self.stream);
-        } else {
-            self.shared.hub.release(&self.stream);
+        match end {
+            End::Done => self.shared.hub.release(&self.stream),
+            End::Refused => self.shared.hub.discard(&self.stream),
+            End::Lost => {
+                let grace = self.shared.config.reconnect_grace();
+                if let Some(until) = self.shared.hub.hold(&self.stream, grace) {
+                    tracing::info!(
+                        stream = self.stream.name(),
+                        grace_s = grace.as_secs_f64(),
+                        "stream held for the publisher to reconnect"
+                    );
+                    self.shared.expire_hold_at(until);
+                }
+            }
         }
         self.shared.remove_session(&self.id);
         let _ = self.closed_tx.send(true);

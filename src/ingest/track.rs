@@ -396,6 +396,7 @@ mod tests {
             config: Arc::new(Config::default()),
             hub,
             sessions: Mutex::default(),
+            runtime: None,
         });
         Arc::new(Session::new(
             "s".into(),

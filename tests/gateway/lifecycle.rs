@@ -16,6 +16,8 @@ async fn silent_publisher_is_ended_by_the_idle_timeout() {
     let fixture = fixture(2).await;
     let mut config = test_config();
     config.stream.idle_timeout_secs = 1.5;
+    // Ended at the timeout itself: no reconnect grace (that is `reconnect.rs`).
+    config.stream.reconnect_grace_secs = 0.0;
     let srv = TestServer::start_with(config).await;
     let opts = PublishOptions {
         http: Some(http_client()),

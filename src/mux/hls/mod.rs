@@ -22,6 +22,8 @@ pub use window::Bandwidth;
 #[cfg(test)]
 mod stream_audio_tests;
 #[cfg(test)]
+mod stream_break_tests;
+#[cfg(test)]
 mod stream_in_band_tests;
 #[cfg(test)]
 mod stream_ll_tests;

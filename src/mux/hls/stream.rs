@@ -440,6 +440,29 @@ impl HlsStream {
         }
     }
 
+    /// The publisher is gone and another may continue the stream (a reconnect): the open
+    /// segment (and part) is written with what it has, and the next segment, from the next
+    /// keyframe on, gets EXT-X-DISCONTINUITY and continues the fMP4 timeline where this one
+    /// ended, whatever the new publisher's clock says. Codec changes it brings (new parameter
+    /// sets, another audio configuration) get a new init segment as usual. Media sequence and
+    /// part numbers go on without a gap. A no-op before the first segment and after the end.
+    pub fn break_timeline(&mut self) {
+        if self.ended || self.origin.is_none() {
+            return;
+        }
+        self.release_cut();
+        let origin = self.origin.unwrap_or(0);
+        self.video.flush_pending(origin);
+        self.audio.flush_pending(origin);
+        self.close_segment();
+        self.segmenter.reset();
+        if let Some(p) = self.parts.as_mut() {
+            p.reset();
+        }
+        self.pending_discontinuity = true;
+        self.timeline_break = true;
+    }
+
     /// The media playlist, once a whole segment exists (low latency too: parts alone would
     /// look like an empty stream to players that ignore them). Rendered only when it changes. `delta`: the delta update (`_HLS_skip=YES`) when the playlist has segments to
     /// skip, else the full playlist.
