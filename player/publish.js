@@ -13,6 +13,8 @@ const page = (window.castgate = {
   trickle: { sent: 0, accepted: 0, statuses: [] },
   // ICE restarts (RFC 9725 §4.3.2): the gateway's answer to each, or the error.
   restarts: [],
+  // New publishes after the gateway gave a lost session up (joined within its reconnect grace).
+  republishes: 0,
   // Restarts ICE now (the page does it by itself when the connection fails); resolves to the
   // gateway's status, or an error text.
   restartIce: () => restartIce(),
@@ -25,6 +27,9 @@ let statsTimer = null;
 let trickle = null; // the trickler of the live connection
 let etag = null; // the WHIP session's entity-tag, for If-Match
 let restarting = null; // the ICE restart in progress (a promise)
+let recovering = false; // recover() is running
+let attempts = 0; // ICE restarts since the connection was last up
+let disconnectTimer = null;
 let lastBytes = null; // { bytes, at } for the sent bitrate
 
 function setState(state, label, pillClass) {
@@ -363,18 +368,59 @@ async function applyBitrate(video) {
 function onConnectionState() {
   if (!pc) return;
   $('stat-connection').textContent = pc.connectionState;
+  clearTimeout(disconnectTimer);
   if (pc.connectionState === 'connected') {
+    attempts = 0;
     setState('live', 'Live', 'live');
-  } else if (pc.connectionState === 'failed' && page.restarts.length < 3) {
-    // The network changed or blipped: a new ICE session keeps the same broadcast.
+  } else if (pc.connectionState === 'disconnected') {
+    // Often a blip that heals by itself; if it lasts, the network changed: restart ICE.
     setState('connecting', 'Reconnecting…', 'warn');
-    restartIce();
+    const stuck = pc;
+    disconnectTimer = setTimeout(() => {
+      if (pc === stuck && pc.connectionState === 'disconnected') recover();
+    }, 2000);
   } else if (pc.connectionState === 'failed') {
-    stop().then(() => {
+    recover();
+  }
+}
+
+// Gets the broadcast going again after a network change: an ICE restart on the same WHIP
+// session first; if the gateway has given the session up (or restarts keep failing), a new
+// publish under the same name, which the gateway joins to the same stream within its
+// reconnect grace (viewers keep playing). After three tries of each, the page gives up.
+async function recover() {
+  if (recovering || !pc) return;
+  recovering = true;
+  try {
+    setState('connecting', 'Reconnecting…', 'warn');
+    attempts += 1;
+    const outcome = attempts <= 3 ? await restartIce() : 'too many restarts';
+    if (outcome !== 200 && page.republishes < 3) {
+      page.republishes += 1;
+      dropConnection();
+      await goLive();
+    } else if (outcome !== 200) {
+      await stop();
       showError('The connection to the gateway was lost (no media path: a firewall may block UDP).');
       setState('error', 'Not live', 'warn');
-    });
+    }
+  } finally {
+    recovering = false;
   }
+}
+
+// Forgets the live connection without ending the publish (no DELETE).
+function dropConnection() {
+  clearInterval(statsTimer);
+  statsTimer = null;
+  lastBytes = null;
+  resource = page.resource = null;
+  if (pc) {
+    pc.close();
+    pc = page.pc = null;
+  }
+  trickle = null;
+  etag = null;
 }
 
 async function updateStats() {
@@ -396,17 +442,10 @@ async function updateStats() {
 }
 
 async function stop() {
-  clearInterval(statsTimer);
-  statsTimer = null;
-  lastBytes = null;
+  clearTimeout(disconnectTimer);
   const closing = resource;
-  resource = page.resource = null;
-  if (pc) {
-    pc.close();
-    pc = page.pc = null;
-  }
-  trickle = null;
-  etag = null;
+  dropConnection();
+  attempts = 0;
   if (closing) {
     try {
       await fetch(closing, { method: 'DELETE' });
