@@ -10,6 +10,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # The caching edge of tests/gateway/nginx_cache.rs (config/nginx-castgate.conf).
 [ -x /usr/sbin/nginx ] || need+=(nginx)
+# The firewall of the ICE-TCP browser test (a UDP-dropping rule in its own namespace).
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

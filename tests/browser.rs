@@ -95,6 +95,15 @@ async fn chromium_simulcast_publish_plays_as_one_clean_rendition() {
     run_camera(camera::Publish::Simulcast, "simulcast-run").await;
 }
 
+/// A firewall that lets no UDP through (an nftables rule in the test's namespace): Chromium
+/// publishes over ICE-TCP (RFC 6544) to the gateway's passive TCP candidate, and ffmpeg reads
+/// the live HLS cleanly.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a network namespace and Chromium: scripts/test.sh runs it inside netns-run"]
+async fn chromium_publishes_over_ice_tcp_when_udp_is_blocked() {
+    run_camera(camera::Publish::UdpBlocked, "udp-blocked-run").await;
+}
+
 /// Chromium's start-up resolution ramp (`balanced` degradation of a 1280x720 camera) read live
 /// by `ffmpeg -i` from the first segment to the end: both sizes decode, with no error.
 #[tokio::test(flavor = "multi_thread")]

@@ -25,6 +25,10 @@ pub enum Publish {
     Simulcast,
     /// One layer with Chromium's own `balanced` degradation: the start-up ramp.
     Ramp,
+    /// One layer, with every UDP datagram between the namespace's addresses dropped (an
+    /// nftables rule in the test's namespace, as a firewall that lets no UDP out): Chromium
+    /// must reach the gateway over ICE-TCP.
+    UdpBlocked,
 }
 
 impl Publish {
@@ -32,6 +36,7 @@ impl Publish {
         match self {
             Publish::Simulcast => "&simulcast=1&degradation=maintain-resolution",
             Publish::Ramp => "&degradation=balanced",
+            Publish::UdpBlocked => "&degradation=maintain-resolution",
         }
     }
 
@@ -40,6 +45,7 @@ impl Publish {
         match self {
             Publish::Simulcast => 10,
             Publish::Ramp => 18,
+            Publish::UdpBlocked => 8,
         }
     }
 }
@@ -52,7 +58,38 @@ struct Listed {
     discontinuity: bool,
 }
 
+/// Drops every UDP datagram sent to the namespace's veth addresses (10.213.0.0/30): only this
+/// test's namespace has the rule, and it goes with the namespace. Loopback is untouched.
+fn block_udp_in_namespace() {
+    let ruleset = "table inet castgate_test {\n\
+         chain out {\n\
+           type filter hook output priority 0; policy accept;\n\
+           ip daddr 10.213.0.0/30 meta l4proto udp drop\n\
+         }\n\
+       }\n";
+    let mut nft = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft (Debian package nftables; scripts/test.sh installs it) must run");
+    use std::io::Write;
+    nft.stdin
+        .take()
+        .expect("nft stdin")
+        .write_all(ruleset.as_bytes())
+        .expect("write the nftables rules");
+    let status = nft.wait().expect("nft");
+    assert!(status.success(), "nft refused the rules: {status}");
+}
+
 pub async fn run(ns: Namespace, out: &Path, publish: Publish) {
+    if publish == Publish::UdpBlocked {
+        assert!(
+            std::env::var_os("NETNS_NAME").is_some(),
+            "UDP is blocked only inside the test's own network namespace"
+        );
+        block_udp_in_namespace();
+    }
     let server = castgate::server::start(support::gateway_config(&ns))
         .await
         .expect("castgate server starts");
@@ -104,6 +141,19 @@ pub async fn run(ns: Namespace, out: &Path, publish: Publish) {
     eprintln!("live: {info}");
     if publish == Publish::Simulcast {
         check_simulcast_answer(&page, &info);
+    }
+    if publish == Publish::UdpBlocked {
+        // The page's selected candidate pair is a TCP one.
+        let stats =
+            shared::eventually("the page's candidate pair", Duration::from_secs(10), || {
+                let pair = page
+                    .last("stats")
+                    .filter(|s| s.detail.contains("pair "))
+                    .map(|s| s.detail);
+                async move { pair }
+            })
+            .await;
+        assert!(stats.contains("pair tcp "), "not over ICE-TCP: {stats}");
     }
 
     let read = ffmpeg.await.expect("ffmpeg task");
@@ -214,6 +264,10 @@ fn check_read(read: &LiveRead, listed: &[Listed], publish: Publish) {
                 runs.len() >= 2,
                 "Chromium's encoder did not change resolution ({runs:?}): nothing was tested",
             );
+        }
+        Publish::UdpBlocked => {
+            let last = runs.last().expect("frames");
+            assert_eq!((last.0, last.1), (1280, 720), "{runs:?}");
         }
     }
     // Segments of about the target length (1 s; the gateway asks for the keyframe that ends

@@ -106,7 +106,7 @@ async function reportStats(pc) {
     } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
       const local = stats.get(s.localCandidateId);
       const remote = stats.get(s.remoteCandidateId);
-      parts.push(`pair ${local && local.address}:${local && local.port} -> ` +
+      parts.push(`pair ${local && local.protocol} ${local && local.address}:${local && local.port} -> ` +
         `${remote && remote.address}:${remote && remote.port}`);
     }
   });
