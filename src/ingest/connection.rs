@@ -385,10 +385,22 @@ impl Connection {
         self.pc
             .set_remote_description(now, offer)
             .map_err(|e| IngestError::BadFragment(format!("cannot restart ICE with it: {e}")))?;
-        let answer = self.pc.create_answer(None).map_err(internal)?;
-        self.pc
-            .set_local_description(now, answer)
-            .map_err(internal)?;
+        let answered = self
+            .pc
+            .create_answer(None)
+            .and_then(|answer| self.pc.set_local_description(now, answer));
+        if let Err(e) = answered {
+            // Back to the session as it was, so that the media goes on and a later restart
+            // can be tried.
+            if let Err(e) = RTCSessionDescription::rollback(None)
+                .and_then(|rollback| self.pc.set_remote_description(now, rollback))
+            {
+                tracing::warn!(error = %e, "ICE restart not rolled back");
+            }
+            return Err(IngestError::BadFragment(format!(
+                "cannot restart ICE with it: {e}"
+            )));
+        }
         let sdp = self
             .pc
             .local_description()
