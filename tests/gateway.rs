@@ -69,3 +69,6 @@ mod shared_port;
 
 #[path = "gateway/trickle.rs"]
 mod trickle;
+
+#[path = "gateway/turn.rs"]
+mod turn;
