@@ -72,3 +72,6 @@ mod trickle;
 
 #[path = "gateway/turn.rs"]
 mod turn;
+
+#[path = "gateway/whip_interop.rs"]
+mod whip_interop;
