@@ -12,6 +12,17 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 # The firewall of the ICE-TCP browser test (a UDP-dropping rule in its own namespace).
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# The TURN relay of tests/gateway/turn.rs.
+[ -x /usr/bin/turnserver ] || need+=(coturn)
+# The foreign WHIP publisher of tests/gateway/whip_interop.rs: GStreamer's webrtcbin (libnice),
+# x264enc, opusenc, driven from Python through GObject introspection.
+[ -x /usr/bin/gst-inspect-1.0 ] || need+=(gstreamer1.0-tools)
+/usr/bin/python3 -c 'import gi' 2>/dev/null || need+=(python3-gi)
+for pkg in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+  gstreamer1.0-plugins-ugly gstreamer1.0-nice gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+  gir1.2-gst-plugins-bad-1.0; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+done
 if [ "${#need[@]}" -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -78,3 +78,9 @@ mod ice_restart;
 
 #[path = "gateway/ice_tcp.rs"]
 mod ice_tcp;
+
+#[path = "gateway/turn.rs"]
+mod turn;
+
+#[path = "gateway/whip_interop.rs"]
+mod whip_interop;

@@ -32,6 +32,8 @@ pub enum ClientError {
     Http(#[from] reqwest::Error),
     #[error("WHIP server answered {status}: {body}")]
     Status { status: u16, body: String },
+    #[error("relay-only ICE needs a TURN server, and none was given or advertised")]
+    NoIceServer,
     #[error("WHIP 201 response has no usable Location header")]
     MissingLocation,
     #[error("WebRTC error: {0}")]

@@ -6,6 +6,7 @@
 pub mod annexb;
 mod error;
 mod fixture;
+mod ice_servers;
 mod lossy;
 pub mod ogg_opus;
 mod pacer;
@@ -23,11 +24,12 @@ pub use fixture::{
     Fixture, FixtureAudio, FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_VIDEO_KBPS, FIXTURE_WIDTH,
     SYNC_BURST_MS, SYNC_TONE_HZ,
 };
+pub use ice_servers::{ice_servers_from_links, IceServer};
 pub use ogg_opus::OpusPacket;
 pub use pacer::SendStats;
 pub use simulcast::accepted_layers;
 pub use source::{sample_duration, MediaSource, VideoLayer, AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
-pub use whip::{publish, PublishOptions, PublishSession};
+pub use whip::{publish, Candidate, PublishOptions, PublishSession, SelectedPair};
 
 /// Wall-clock time in µs since the Unix epoch: what latency stamps ([`sei`]) carry, read by the
 /// publisher when it stamps and by the load tool's viewers when they read the stamps back.

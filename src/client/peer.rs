@@ -1,5 +1,5 @@
 //! The publisher's peer connection: send-only H.264 + Opus tracks on webrtc-rs, host
-//! candidates on the given local addresses only (no STUN/TURN, no mDNS).
+//! candidates on the given local addresses (no mDNS), and STUN/TURN only when asked.
 
 use std::sync::Arc;
 
@@ -20,11 +20,12 @@ use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCBundlePolicy, RTCConfigurationBuilder, RTCIceGatheringState,
-    RTCPeerConnectionState, Registry, SettingEngineBuilder,
+    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState, Registry, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::error::ClientError;
+use super::ice_servers::IceServer;
 use super::lossy::{Loss, LossyVideo, LOSSY_SLOT};
 use super::simulcast::SimulcastOut;
 use super::source::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
@@ -70,11 +71,19 @@ pub(super) struct Outgoing {
     pub(super) simulcast: Option<SimulcastOut>,
 }
 
+/// The ICE servers and policy of a peer connection.
+pub(super) struct Ice<'a> {
+    pub(super) servers: &'a [IceServer],
+    /// Relay candidates only (`RTCIceTransportPolicy::Relay`).
+    pub(super) relay_only: bool,
+}
+
 /// `loss`: simulated loss on the video (`lossy.rs`), for tests. `simulcast`: the video goes
 /// out as rid-identified layers, which needs the MID and RID header extensions.
 pub(super) async fn build_peer_connection(
     udp_addrs: &[String],
     tcp_addrs: &[String],
+    ice: Ice<'_>,
     stereo: bool,
     simulcast: bool,
     loss: Option<Loss>,
@@ -132,9 +141,25 @@ pub(super) async fn build_peer_connection(
         registry = registry.with(Slot::from(LOSSY_SLOT), LossyVideo::new(loss));
     }
 
-    // No ICE servers: host candidates only, never a public STUN server.
+    // Only the servers the caller named: none by default, never a public STUN server.
+    let servers = ice
+        .servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect();
+    let policy = if ice.relay_only {
+        RTCIceTransportPolicy::Relay
+    } else {
+        RTCIceTransportPolicy::All
+    };
     let config = RTCConfigurationBuilder::new()
         .with_bundle_policy(RTCBundlePolicy::MaxBundle)
+        .with_ice_servers(servers)
+        .with_ice_transport_policy(policy)
         .build();
     // mDNS off: candidates carry plain IPs, and no multicast socket is needed.
     // With `move_on_ice_restart`, an ICE restart binds new sockets (new ports), as a publisher

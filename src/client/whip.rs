@@ -11,13 +11,18 @@ use tokio::task::JoinHandle;
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::Track;
-use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
+use webrtc::peer_connection::{
+    PeerConnection, RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry,
+    StatsSelector,
+};
 
 use super::error::ClientError;
+use super::ice_servers::{ice_servers_from_links, IceServer};
 use super::lossy::Loss;
 use super::pacer::{send_media, Counters, Pacing, SendStats};
 use super::peer::{
-    add_sendonly_track, build_peer_connection, failed, h264_codec, opus_codec, Events, Outgoing,
+    add_sendonly_track, build_peer_connection, failed, h264_codec, opus_codec, Events, Ice,
+    Outgoing,
 };
 use super::simulcast::{accepted_layers, video_mid, LayerOut, SimulcastOut};
 use super::source::MediaSource;
@@ -31,11 +36,21 @@ pub struct PublishOptions {
     /// Start again from the first frame when the source ends (until `stop`).
     pub looping: bool,
     /// Local UDP addresses to gather host candidates on (`ip:port`, port 0 = ephemeral).
-    /// No STUN or TURN server is ever used by this client. Empty: no UDP at all.
+    /// No STUN or TURN server is used unless `ice_servers` names one. Empty: no UDP at all.
     pub udp_addrs: Vec<String>,
     /// Local TCP addresses for ICE over TCP (RFC 6544): the client connects from them to the
     /// server's passive TCP candidates. Empty (the default): no ICE-TCP.
     pub tcp_addrs: Vec<String>,
+    /// STUN/TURN servers for ICE. Empty (the default): host candidates only, no server is
+    /// ever contacted.
+    pub ice_servers: Vec<IceServer>,
+    /// Before making the offer, send `OPTIONS` to the endpoint and add the servers of its
+    /// `Link: <...>; rel="ice-server"` headers (RFC 9725 §4.6) to `ice_servers`: the ICE agent
+    /// needs them before it gathers, so the ones in the 201 come too late for this offer.
+    pub discover_ice_servers: bool,
+    /// ICE transport policy "relay": only TURN relay candidates are gathered and used, so
+    /// media never takes a direct path (needs a TURN server in `ice_servers`).
+    pub relay_only: bool,
     /// HTTP client for the WHIP requests; `None` builds a plain one.
     pub http: Option<reqwest::Client>,
     /// Limit for each WHIP HTTP request.
@@ -71,6 +86,9 @@ impl Default for PublishOptions {
             looping: false,
             udp_addrs: vec!["127.0.0.1:0".to_string()],
             tcp_addrs: Vec::new(),
+            ice_servers: Vec::new(),
+            discover_ice_servers: false,
+            relay_only: false,
             http: None,
             request_timeout: Duration::from_secs(10),
             gather_timeout: Duration::from_secs(10),
@@ -82,6 +100,23 @@ impl Default for PublishOptions {
             move_on_ice_restart: false,
         }
     }
+}
+
+/// One end of a candidate pair, as the stats report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// `host`, `srflx`, `prflx` or `relay`.
+    pub kind: String,
+    pub address: String,
+    pub port: u16,
+}
+
+/// The candidate pair ICE is sending on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelectedPair {
+    pub local: Candidate,
+    /// webrtc-rs 0.21 reports no stats for remote candidates: `None` then.
+    pub remote: Option<Candidate>,
 }
 
 /// A live WHIP session. Media flows from a background task until the source ends (unless
@@ -125,6 +160,13 @@ pub async fn publish(
         });
     }
     let http = opts.http.clone().unwrap_or_default();
+    let mut ice_servers = opts.ice_servers.clone();
+    if opts.discover_ice_servers {
+        ice_servers.extend(discover_ice_servers(&http, &endpoint, bearer, &opts).await?);
+    }
+    if opts.relay_only && ice_servers.is_empty() {
+        return Err(ClientError::NoIceServer);
+    }
 
     let (gathered_tx, mut gathered_rx) = watch::channel(0u32);
     let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
@@ -140,6 +182,10 @@ pub async fn publish(
     let pc = build_peer_connection(
         &opts.udp_addrs,
         &opts.tcp_addrs,
+        Ice {
+            servers: &ice_servers,
+            relay_only: opts.relay_only,
+        },
         source.audio_stereo(),
         simulcast,
         loss,
@@ -200,6 +246,32 @@ pub async fn publish(
         result: None,
         request_timeout: opts.request_timeout,
     })
+}
+
+/// `OPTIONS` on the endpoint: the ICE servers its `Link` headers advertise (RFC 9725 §4.6).
+/// Any 2xx counts; the answer may advertise none.
+async fn discover_ice_servers(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    bearer: Option<&str>,
+    opts: &PublishOptions,
+) -> Result<Vec<IceServer>, ClientError> {
+    let mut request = http
+        .request(reqwest::Method::OPTIONS, endpoint.clone())
+        .timeout(opts.request_timeout);
+    if let Some(token) = bearer {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(ClientError::Status {
+            status: status.as_u16(),
+            body: body.chars().take(512).collect(),
+        });
+    }
+    Ok(ice_servers_from_links(response.headers()))
 }
 
 /// The outcome of the offer/answer exchange.
@@ -500,6 +572,44 @@ impl PublishSession {
         self.answer_sdp = answer;
         self.etag = etag.or(self.etag.take());
         Ok(body)
+    }
+
+    /// The candidate pair ICE selected, from the connection's stats (W3C webrtc-stats:
+    /// the transport's `selectedCandidatePairId`); `None` before one is selected.
+    pub async fn selected_candidate_pair(&self) -> Option<SelectedPair> {
+        let report = self
+            .pc
+            .get_stats(std::time::Instant::now(), StatsSelector::None)
+            .await;
+        let pair_id = report.iter().find_map(|entry| match entry {
+            RTCStatsReportEntry::Transport(t) if !t.selected_candidate_pair_id.is_empty() => {
+                Some(t.selected_candidate_pair_id.clone())
+            }
+            _ => None,
+        })?;
+        let Some(RTCStatsReportEntry::IceCandidatePair(pair)) = report.get(&pair_id) else {
+            return None;
+        };
+        // The pair names its candidates by their own ids; the report keys them with a prefix.
+        let candidate = |id: &str| {
+            report.iter().find_map(|entry| match entry {
+                RTCStatsReportEntry::LocalCandidate(c)
+                | RTCStatsReportEntry::RemoteCandidate(c)
+                    if entry.id() == id || entry.id().ends_with(&format!("_{id}")) =>
+                {
+                    Some(Candidate {
+                        kind: c.candidate_type.to_string(),
+                        address: c.address.clone().unwrap_or_default(),
+                        port: c.port,
+                    })
+                }
+                _ => None,
+            })
+        };
+        Some(SelectedPair {
+            local: candidate(&pair.local_candidate_id)?,
+            remote: candidate(&pair.remote_candidate_id),
+        })
     }
 
     /// Counts of what has been sent so far.

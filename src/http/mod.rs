@@ -49,24 +49,40 @@ pub fn app(state: AppState) -> Router {
         .route("/api/streams", get(api::streams))
         .route("/healthz", get(api::healthz))
         .layer(cors(&state.config))
-        .layer(axum::middleware::from_fn(accept_post))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            whip_options,
+        ))
         .with_state(state)
 }
 
 /// OPTIONS on a WHIP endpoint (preflight or not, both are answered by the CORS layer) says what
-/// a POST there takes (RFC 9725 §4.1).
-async fn accept_post(
+/// a POST there takes (RFC 9725 §4.1), and which STUN/TURN servers to use (§4.6): a client
+/// must configure its ICE agent before it makes the offer, so the `Link` headers of the 201
+/// come too late for it. The servers' credentials are only given to a request that may
+/// publish (a browser's preflight carries no token, so it gets none when a token is set).
+async fn whip_options(
+    axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let whip_options =
         request.method() == Method::OPTIONS && request.uri().path().starts_with("/whip/");
+    let may_publish = whip_options && whip::authorize(&state, request.headers()).is_ok();
     let mut response = next.run(request).await;
     if whip_options {
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             HeaderName::from_static("accept-post"),
             HeaderValue::from_static("application/sdp"),
         );
+        if may_publish {
+            for link in ice_server_links(&state.config.webrtc.ice_servers) {
+                if let Ok(value) = HeaderValue::from_str(&link) {
+                    headers.append(header::LINK, value);
+                }
+            }
+        }
     }
     response
 }

@@ -497,3 +497,59 @@ async fn publish_token_guards_whip_but_not_viewing() {
     let res = get(&state, "/api/streams", &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// RFC 9725 §4.6: OPTIONS on the endpoint advertises the configured ICE servers, before the
+/// client makes its offer; with a publish token, only to a request that carries it.
+#[tokio::test]
+async fn whip_options_advertises_ice_servers_to_publishers_only() {
+    let mut state = state();
+    let mut config = Config::default();
+    config.webrtc.ice_servers = vec![crate::config::IceServer {
+        urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+        username: Some("pub".into()),
+        credential: Some("pw".into()),
+    }];
+    state.config = Arc::new(config.clone());
+    let options = |state: &AppState, auth: Option<&str>| {
+        let mut req = Request::builder().method("OPTIONS").uri("/whip/cam");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        app(state.clone()).oneshot(req.body(Body::empty()).unwrap())
+    };
+    let links = |res: &axum::response::Response| -> Vec<String> {
+        res.headers()
+            .get_all(header::LINK)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    };
+    let expected = crate::http::ice_server_links(&config.webrtc.ice_servers);
+    let res = options(&state, None).await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        header_of(&res, header::HeaderName::from_static("accept-post")),
+        "application/sdp"
+    );
+    assert_eq!(links(&res), expected);
+
+    config.http.publish_token = Some("s3cret".into());
+    state.config = Arc::new(config);
+    let res = options(&state, None).await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        links(&res),
+        Vec::<String>::new(),
+        "no token, no credentials"
+    );
+    let res = options(&state, Some("Bearer s3cret")).await.unwrap();
+    assert_eq!(links(&res), expected);
+    // Other paths never get them.
+    let req = Request::builder()
+        .method("OPTIONS")
+        .uri("/api/streams")
+        .body(Body::empty())
+        .unwrap();
+    let res = app(state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(links(&res), Vec::<String>::new());
+}

@@ -127,7 +127,7 @@ pub async fn patch(
 const TRICKLE_FRAG: &str = "application/trickle-ice-sdpfrag";
 
 /// Checks the Bearer token when one is configured (RFC 6750; compared in constant time).
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.config.http.publish_token.as_deref() else {
         return Ok(());
     };

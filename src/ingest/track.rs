@@ -28,6 +28,9 @@ const AUDIO_FILL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// PLIs closer together than this are merged: an encoder needs a moment to answer one.
 const MIN_PLI_SPACING: Duration = Duration::from_millis(300);
+/// How long a new video track waits for the IDR it may have opened with before it asks for
+/// one (see `TrackPipeline::start_pli`): a keyframe's packets come back to back, well within.
+const START_PLI_GRACE: Duration = Duration::from_millis(100);
 
 /// The receive side of one H.264 or Opus track of a publish.
 pub struct TrackPipeline {
@@ -36,6 +39,12 @@ pub struct TrackPipeline {
     ssrc: u32,
     is_video: bool,
     last_pli: Option<Instant>,
+    /// When the keyframe request a video track opens with goes out unless the track has its
+    /// IDR by then. Publishers that start on a keyframe (browsers, GStreamer) would otherwise
+    /// answer it with a second IDR right behind their first: bitrate for nothing, and a
+    /// one-frame GOP (an HTTP-FLV viewer that joins a frame late misses the first frame).
+    /// A first frame that is not an IDR, or lost packets, ask at once (`KeyframeNeeded`).
+    start_pli: Option<Instant>,
     last_keyframe: Option<Instant>,
     keyframe_interval: Duration,
     /// Video: when to check that a keyframe came within the interval. Audio: when to fill.
@@ -97,12 +106,13 @@ impl TrackPipeline {
         } else {
             AUDIO_FILL_INTERVAL
         };
-        let mut pipeline = TrackPipeline {
+        let pipeline = TrackPipeline {
             receiver,
             session,
             ssrc,
             is_video,
             last_pli: None,
+            start_pli: is_video.then_some(now + START_PLI_GRACE),
             last_keyframe: None,
             keyframe_interval,
             next_check: now + first_check,
@@ -110,9 +120,6 @@ impl TrackPipeline {
             last_rtp: now,
             feedback: VecDeque::new(),
         };
-        if is_video {
-            pipeline.request_keyframe(now);
-        }
         Some(pipeline)
     }
 
@@ -149,10 +156,11 @@ impl TrackPipeline {
 
     /// The earliest time `handle_timeout` has something to do.
     pub fn poll_timeout(&self) -> Instant {
-        match self.receiver.poll_timeout() {
+        let next = match self.receiver.poll_timeout() {
             Some(t) => t.min(self.next_check),
             None => self.next_check,
-        }
+        };
+        self.start_pli.map_or(next, |t| t.min(next))
     }
 
     /// Fires whatever is due at `now`.
@@ -162,6 +170,12 @@ impl TrackPipeline {
         }
         if self.receiver.poll_timeout().is_some_and(|t| t <= now) {
             self.receiver.handle_timeout(now);
+        }
+        if self.start_pli.is_some_and(|t| t <= now) {
+            self.start_pli = None;
+            if self.last_keyframe.is_none() {
+                self.request_keyframe(now);
+            }
         }
         if now >= self.next_check {
             if self.is_video {
@@ -203,8 +217,9 @@ impl TrackPipeline {
                     nacks: nack_pairs_from_sequence_numbers(&lost),
                 }));
             }
-            if self.receiver.is_waiting_for_keyframe() {
+            if self.receiver.is_waiting_for_keyframe() && self.start_pli.is_none() {
                 // A PLI can be lost too: keep asking (rate-limited) until an IDR gets through.
+                // Not while the opening request waits (see `start_pli`).
                 self.request_keyframe(now);
             }
         }
@@ -235,6 +250,7 @@ impl TrackPipeline {
             TrackEvent::H264(H264Event::AccessUnit(frame)) => {
                 if frame.keyframe {
                     self.last_keyframe = Some(now);
+                    self.start_pli = None;
                 }
                 // Onto the stream's media clock, where audio and video line up.
                 let frame = stream.map_frame(frame, now);
@@ -465,14 +481,18 @@ mod tests {
     }
 
     #[test]
-    fn video_asks_for_a_keyframe_at_once_then_no_faster_than_the_spacing() {
+    fn video_asks_for_a_keyframe_then_no_faster_than_the_spacing() {
         let t0 = Instant::now();
         let mut p = video(t0);
-        assert_eq!(feedback(&mut p), (1, vec![]), "a PLI before any media");
+        p.handle_timeout(t0 + START_PLI_GRACE);
+        assert_eq!(feedback(&mut p), (1, vec![]), "a PLI when no media came");
         // Slices without a keyframe: still waiting for one, but the last PLI is too recent.
-        p.on_rtp(slice(1), t0 + Duration::from_millis(100));
+        p.on_rtp(slice(1), t0 + START_PLI_GRACE + Duration::from_millis(100));
         assert_eq!(feedback(&mut p), (0, vec![]));
-        p.on_rtp(slice(2), t0 + MIN_PLI_SPACING + Duration::from_millis(1));
+        p.on_rtp(
+            slice(2),
+            t0 + START_PLI_GRACE + MIN_PLI_SPACING + Duration::from_millis(1),
+        );
         assert_eq!(
             feedback(&mut p),
             (1, vec![]),
@@ -506,6 +526,50 @@ mod tests {
             .collect()
     }
 
+    /// GStreamer's webrtcbin (and browsers) start on an IDR: a track that opens on one sends
+    /// no opening PLI; one whose IDR does not come within the grace asks then; one that opens
+    /// on a P-frame asks at once.
+    #[test]
+    fn the_opening_pli_waits_for_the_keyframe_the_track_may_open_with() {
+        use crate::media::h264::test_vectors::BASELINE_360P30;
+        let t0 = Instant::now();
+        let idr: &[u8] = &[0x65, 0x88, 0x80];
+        let keyframe = access_unit(1, 0, &[BASELINE_360P30.sps, BASELINE_360P30.pps, idr]);
+
+        let mut p = video(t0);
+        assert_eq!(p.poll_timeout(), t0 + START_PLI_GRACE);
+        // The IDR's packets one by one, the feedback collected after each (as the gateway's
+        // loop does): no request while it is still coming, none once it is in.
+        for (i, packet) in keyframe.iter().enumerate() {
+            p.on_rtp(packet.clone(), t0 + Duration::from_millis(i as u64));
+            assert_eq!(feedback(&mut p), (0, vec![]), "after packet {i} of the IDR");
+        }
+        p.handle_timeout(t0 + START_PLI_GRACE);
+        assert_eq!(feedback(&mut p), (0, vec![]), "opened on an IDR: no PLI");
+
+        let mut p = video(t0);
+        p.on_rtp(keyframe[0].clone(), t0);
+        assert_eq!(
+            feedback(&mut p),
+            (0, vec![]),
+            "parameter sets only, within the grace"
+        );
+        p.handle_timeout(t0 + START_PLI_GRACE);
+        assert_eq!(
+            feedback(&mut p),
+            (1, vec![]),
+            "no IDR within the grace: ask"
+        );
+
+        let mut p = video(t0);
+        p.on_rtp(slice(1), t0);
+        assert_eq!(
+            feedback(&mut p),
+            (1, vec![]),
+            "opened on a P-frame: ask at once"
+        );
+    }
+
     #[test]
     fn the_keyframe_timer_asks_only_when_no_keyframe_came_within_the_interval() {
         use crate::media::h264::test_vectors::BASELINE_360P30;
@@ -513,14 +577,14 @@ mod tests {
         let interval = Config::default().keyframe_interval();
         let mut p = video(t0);
         feedback(&mut p);
-        let due = p.poll_timeout();
-        assert_eq!(due, t0 + interval);
         // A keyframe from the encoder 10 ms in: the first check finds it recent enough.
         let idr: &[u8] = &[0x65, 0x88, 0x80];
         for packet in access_unit(1, 0, &[BASELINE_360P30.sps, BASELINE_360P30.pps, idr]) {
             p.on_rtp(packet, t0 + Duration::from_millis(10));
         }
         assert_eq!(feedback(&mut p).0, 0);
+        let due = p.poll_timeout();
+        assert_eq!(due, t0 + interval);
         p.handle_timeout(due);
         assert_eq!(feedback(&mut p).0, 0, "a keyframe came 1.99 s ago");
         let next = p.poll_timeout();
