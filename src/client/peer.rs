@@ -80,6 +80,7 @@ pub(super) struct Ice<'a> {
 
 /// `loss`: simulated loss on the video (`lossy.rs`), for tests. `simulcast`: the video goes
 /// out as rid-identified layers, which needs the MID and RID header extensions.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn build_peer_connection(
     udp_addrs: &[String],
     tcp_addrs: &[String],
