@@ -16,9 +16,9 @@ use castgate::mux::flv::{first_step_back, parse_tags, FlvTag, TAG_AUDIO, TAG_VID
 
 use super::shared::ffprobe_json;
 use super::support::{
-    capture_flv, capture_hls, eventually, finish_publish, finish_viewers, fixture, init_tracing,
-    output_dir, publish_live, require_media_tools, test_config, FlvCapture, TestServer, Watched,
-    VIEWER_DEADLINE,
+    eventually, finish_publish, finish_viewers, fixture, init_tracing, output_dir,
+    publish_and_watch_with, publish_live, require_media_tools, test_config, FlvCapture, TestServer,
+    Watched, VIEWER_DEADLINE,
 };
 
 /// A dropped publisher's connection is given up on after a second without media (a closed
@@ -33,16 +33,7 @@ fn config(grace_secs: f64) -> Config {
 /// Publishes `name` and starts an FLV recorder and an HLS poller on it.
 async fn publish_and_record(srv: &TestServer, name: &str, seconds: u32) -> Watched {
     let fixture = fixture(seconds).await;
-    let session = publish_live(srv, name, fixture.media_source(), PublishOptions::default()).await;
-    let flv = tokio::spawn(capture_flv(
-        srv.http.clone(),
-        srv.url(&format!("/flv/{name}.flv")),
-    ));
-    let hls = tokio::spawn(capture_hls(
-        srv.http.clone(),
-        srv.url(&format!("/hls/{name}/index.m3u8")),
-    ));
-    Watched { session, flv, hls }
+    publish_and_watch_with(srv, name, fixture.media_source(), PublishOptions::default()).await
 }
 
 /// Waits until the live playlist of `name` lists `n` segments (media is flowing).

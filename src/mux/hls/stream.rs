@@ -426,6 +426,16 @@ impl HlsStream {
         }
         self.release_cut();
         self.ended = true;
+        self.write_open_segment();
+        self.files.end();
+        if let Some(ts) = self.ts.as_mut() {
+            ts.end();
+        }
+    }
+
+    /// Writes the open segment (and part) with the samples it holds, and starts the cutting
+    /// anew.
+    fn write_open_segment(&mut self) {
         let origin = self.origin.unwrap_or(0);
         self.video.flush_pending(origin);
         self.audio.flush_pending(origin);
@@ -433,10 +443,6 @@ impl HlsStream {
         self.segmenter.reset();
         if let Some(p) = self.parts.as_mut() {
             p.reset();
-        }
-        self.files.end();
-        if let Some(ts) = self.ts.as_mut() {
-            ts.end();
         }
     }
 
@@ -451,14 +457,7 @@ impl HlsStream {
             return;
         }
         self.release_cut();
-        let origin = self.origin.unwrap_or(0);
-        self.video.flush_pending(origin);
-        self.audio.flush_pending(origin);
-        self.close_segment();
-        self.segmenter.reset();
-        if let Some(p) = self.parts.as_mut() {
-            p.reset();
-        }
+        self.write_open_segment();
         self.pending_discontinuity = true;
         self.timeline_break = true;
     }
