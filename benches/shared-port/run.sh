@@ -43,19 +43,7 @@ run() { # label binary mode
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     local cpu
-    cpu=$(python3 -c 'import json,sys
-d=json.load(open(sys.argv[1]))
-def find(o):
-    if isinstance(o, dict):
-        for k, v in o.items():
-            if k == "cpu_ms_per_stream_second" and v is not None: return v
-            r = find(v)
-            if r is not None: return r
-    elif isinstance(o, list):
-        for v in o:
-            r = find(v)
-            if r is not None: return r
-print("%.2f" % find(d))' "$work/$label.json")
+    cpu=$(python3 "$here/benches/shared-port/cpu_of.py" "$work/$label.json")
     echo "$label publishers=$publishers cpu_ms_per_stream_second=$cpu load=$(cut -d' ' -f1 /proc/loadavg)"
 }
 

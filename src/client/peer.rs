@@ -78,19 +78,37 @@ pub(super) struct Ice<'a> {
     pub(super) relay_only: bool,
 }
 
-/// `loss`: simulated loss on the video (`lossy.rs`), for tests. `simulcast`: the video goes
-/// out as rid-identified layers, which needs the MID and RID header extensions.
-#[allow(clippy::too_many_arguments)]
+/// What a publisher's peer connection is built with.
+pub(super) struct PeerOptions<'a> {
+    /// Local addresses to gather UDP candidates on, and TCP ones (ICE-TCP, active).
+    pub(super) udp_addrs: &'a [String],
+    pub(super) tcp_addrs: &'a [String],
+    pub(super) ice: Ice<'a>,
+    /// Opus is offered as stereo (`sprop-stereo=1`).
+    pub(super) stereo: bool,
+    /// The video goes out as rid-identified layers, which needs the MID and RID header
+    /// extensions.
+    pub(super) simulcast: bool,
+    /// Simulated loss on the video (`lossy.rs`), for tests.
+    pub(super) loss: Option<Loss>,
+    /// An ICE restart binds new sockets (new ports), as a publisher whose network changed
+    /// would have new addresses.
+    pub(super) move_on_ice_restart: bool,
+}
+
 pub(super) async fn build_peer_connection(
-    udp_addrs: &[String],
-    tcp_addrs: &[String],
-    ice: Ice<'_>,
-    stereo: bool,
-    simulcast: bool,
-    loss: Option<Loss>,
-    move_on_ice_restart: bool,
+    opts: PeerOptions<'_>,
     events: Events,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
+    let PeerOptions {
+        udp_addrs,
+        tcp_addrs,
+        ice,
+        stereo,
+        simulcast,
+        loss,
+        move_on_ice_restart,
+    } = opts;
     let mut media_engine = MediaEngine::default();
     if simulcast {
         configure_simulcast_extension_headers(&mut media_engine)?;

@@ -22,7 +22,7 @@ use super::lossy::Loss;
 use super::pacer::{send_media, Counters, Pacing, SendStats};
 use super::peer::{
     add_sendonly_track, build_peer_connection, failed, h264_codec, opus_codec, Events, Ice,
-    Outgoing,
+    Outgoing, PeerOptions,
 };
 use super::simulcast::{accepted_layers, video_mid, LayerOut, SimulcastOut};
 use super::source::MediaSource;
@@ -180,16 +180,18 @@ pub async fn publish(
         repaired_rid: simulcast,
     });
     let pc = build_peer_connection(
-        &opts.udp_addrs,
-        &opts.tcp_addrs,
-        Ice {
-            servers: &ice_servers,
-            relay_only: opts.relay_only,
+        PeerOptions {
+            udp_addrs: &opts.udp_addrs,
+            tcp_addrs: &opts.tcp_addrs,
+            ice: Ice {
+                servers: &ice_servers,
+                relay_only: opts.relay_only,
+            },
+            stereo: source.audio_stereo(),
+            simulcast,
+            loss,
+            move_on_ice_restart: opts.move_on_ice_restart,
         },
-        source.audio_stereo(),
-        simulcast,
-        loss,
-        opts.move_on_ice_restart,
         Events {
             gathered: gathered_tx,
             state: state_tx,
