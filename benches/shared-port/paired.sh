@@ -15,29 +15,13 @@ load="$here/target/release/castgate-load"
 work=$(mktemp -d)
 trap 'rm -rf "$work"; pkill -P $$ castgate 2>/dev/null || true' EXIT
 
-config() { # mode http_port -> a config file
-    local f="$work/$1.toml"
-    {
-        echo '[http]'
-        echo "listen = \"127.0.0.1:$2\""
-        echo '[webrtc]'
-        echo 'interfaces = ["127.0.0.1"]'
-        case $1 in
-            shared) echo 'udp_port = 18189' ;;
-            range) echo 'udp_port_range = [40000, 40999]' ;;
-        esac
-    } >"$f"
-    echo "$f"
-}
-
-cpu_of() { # report.json -> CPU-ms per stream-second
-    python3 "$here/benches/shared-port/cpu_of.py" "$1"
-}
+# shellcheck source=common.sh
+. "$here/benches/shared-port/common.sh"
 
 for r in $(seq "$rounds"); do
-    "$bin" --config "$(config range 18481)" >"$work/range.log" 2>&1 &
+    "$bin" --config "$(gateway_config range 18481 "$work")" >"$work/range.log" 2>&1 &
     range_pid=$!
-    "$bin" --config "$(config shared 18482)" >"$work/shared.log" 2>&1 &
+    "$bin" --config "$(gateway_config shared 18482 "$work")" >"$work/shared.log" 2>&1 &
     shared_pid=$!
     sleep 1
     "$load" --url http://127.0.0.1:18481 -n "$publishers" -m 0 -k 0 -d 25 --pid "$range_pid" \

@@ -13,19 +13,11 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 command -v perf >/dev/null || { echo "profile.sh: perf is not installed (Debian: linux-perf)" >&2; exit 1; }
 mkdir -p "$out"
 trap 'pkill -P $$ castgate 2>/dev/null || true' EXIT
+# shellcheck source=common.sh
+. "$here/benches/shared-port/common.sh"
 
 for mode in range shared; do
-    cfg="$out/$mode.toml"
-    {
-        echo '[http]'
-        echo 'listen = "127.0.0.1:18481"'
-        echo '[webrtc]'
-        echo 'interfaces = ["127.0.0.1"]'
-        case $mode in
-            shared) echo 'udp_port = 18189' ;;
-            range) echo 'udp_port_range = [40000, 40999]' ;;
-        esac
-    } >"$cfg"
+    cfg=$(gateway_config "$mode" 18481 "$out")
     "$here/target/release/castgate" --config "$cfg" >"$out/$mode.log" 2>&1 &
     pid=$!
     sleep 1
@@ -38,7 +30,7 @@ for mode in range shared; do
     wait "$load" || true
     kill "$pid"
     wait "$pid" 2>/dev/null || true
-    cpu=$(python3 "$here/benches/shared-port/cpu_of.py" "$out/$mode.json")
+    cpu=$(cpu_of "$out/$mode.json")
     echo "== $mode: cpu_ms_per_stream_second=$cpu"
     perf report -i "$out/$mode.perf.data" --no-children --sort dso --stdio -g none \
         -F overhead,sample,dso 2>/dev/null | grep '%' | head -4

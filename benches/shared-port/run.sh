@@ -17,25 +17,12 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 load="$here/target/release/castgate-load"
 work=$(mktemp -d)
 trap 'rm -rf "$work"; pkill -P $$ castgate 2>/dev/null || true' EXIT
-
-config() { # mode -> a config file
-    local f="$work/$1.toml"
-    {
-        echo '[http]'
-        echo 'listen = "127.0.0.1:18481"'
-        echo '[webrtc]'
-        echo 'interfaces = ["127.0.0.1"]'
-        case $1 in
-            shared) echo 'udp_port = 18189' ;;
-            range | old) echo 'udp_port_range = [40000, 40999]' ;;
-        esac
-    } >"$f"
-    echo "$f"
-}
+# shellcheck source=common.sh
+. "$here/benches/shared-port/common.sh"
 
 run() { # label binary mode
     local label=$1 bin=$2 mode=$3
-    "$bin" --config "$(config "$mode")" >"$work/$label.log" 2>&1 &
+    "$bin" --config "$(gateway_config "$mode" 18481 "$work")" >"$work/$label.log" 2>&1 &
     local pid=$!
     sleep 1
     "$load" --url http://127.0.0.1:18481 -n "$publishers" -m 0 -k 0 -d 25 --pid "$pid" \
@@ -43,7 +30,7 @@ run() { # label binary mode
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     local cpu
-    cpu=$(python3 "$here/benches/shared-port/cpu_of.py" "$work/$label.json")
+    cpu=$(cpu_of "$work/$label.json")
     echo "$label publishers=$publishers cpu_ms_per_stream_second=$cpu load=$(cut -d' ' -f1 /proc/loadavg)"
 }
 
